@@ -1,0 +1,1 @@
+"""The `dpaudit` command line: one module per command group, wired in :mod:`dpaudit.cli.app`."""

@@ -1,0 +1,47 @@
+"""Options and output helpers shared by every command (declared once, used everywhere)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from dpaudit.errors import NotBuiltError
+
+console = Console()
+err_console = Console(stderr=True)
+
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same numbers.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        help="Base model: 'tiny' (built locally), 'smollm2-135m', a local HF directory, a .gguf file or a hub id. "
+        "Defaults to the adapter's base_model_name_or_path, or 'tiny'.",
+    ),
+]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
+
+
+def print_json(obj: Any) -> None:
+    """JSON on stdout with no rich markup, so that `| jq` always works."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def not_built(command: str, issue: int) -> NoReturn:
+    """Commands that exist in the map but are not implemented say so and exit 2."""
+    raise NotBuiltError(f"`dpaudit {command}` is not built yet (tracked in issue #{issue}).")

@@ -1,0 +1,91 @@
+"""`dpaudit compare`: audit reports side by side, in the terminal and as compare.html/compare.md (issue #7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dpaudit.cli.common import JsonOpt, SeedOpt, console, print_json
+from dpaudit.errors import InputError
+
+if TYPE_CHECKING:
+    from dpaudit.report.compare import Comparison
+
+def compare(
+    targets: Annotated[
+        list[Path],
+        typer.Argument(metavar="A B [C ...]", help="Report directories (dpaudit audit --out DIR) or report.json files.",
+                       show_default=False),
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Write compare.html, compare.md and compare.json here.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Column label for each argument, in order (repeatable). \\[default: directory names]")
+    ] = None,
+    json_out: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Compare audit reports: every metric, the difference from the first, and which is better."""
+    # Imported here: the report layer pulls in matplotlib and scikit-learn, which `dpaudit --help` should not pay for.
+    from dpaudit.report.compare import (
+        COMPARE_HTML,
+        compare_reports,
+        unique_labels,
+        write_comparison,
+    )
+
+    if len(targets) < 2:
+        raise InputError(f"compare needs at least two reports, got {len(targets)}")
+    if label and len(label) != len(targets):
+        raise InputError(f"got {len(label)} --label values for {len(targets)} reports")
+    labels = list(label) if label else unique_labels([_default_label(t) for t in targets])
+    reports = [_report_for(target, name=name, out=out, seed=seed) for target, name in zip(targets, labels)]
+    comparison = compare_reports(reports, labels)
+    if out is not None:
+        write_comparison(comparison, out)
+    if json_out:
+        print_json(comparison.to_json() | {"out": str(out) if out is not None else None})
+        return
+    console.print(comparison_table(comparison))
+    if out is not None:
+        console.print(f"wrote {out / COMPARE_HTML}", highlight=False)
+
+
+def _default_label(target: Path) -> str:
+    path = target.resolve()
+    return path.parent.name if path.is_file() else path.name
+
+
+def _report_for(target: Path, *, name: str, out: Path | None, seed: int) -> dict[str, Any]:
+    """Load a report; an adapter directory without one is audited on the fly (default settings) into ``out/name``."""
+    from dpaudit.report.audit import audit_adapter
+    from dpaudit.report.schema import REPORT_FILE, is_adapter_dir, load_report
+
+    if not (is_adapter_dir(target) and not (target / REPORT_FILE).is_file()):
+        return load_report(target)
+    if out is None:
+        raise InputError(f"{target} is an adapter directory: pass --out DIR so that its audit can be written to DIR/{name}")
+    return audit_adapter(adapter=target, out=out / name, seed=seed)
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    first = comparison.labels[0]
+    table = Table(title=f"dpaudit compare ({' vs '.join(comparison.labels)}); Δ = difference from {first}", title_justify="left")
+    table.add_column("Metric", no_wrap=True)
+    for label in comparison.labels:
+        table.add_column(label, justify="right", no_wrap=True)
+    for label in comparison.labels[1:]:
+        table.add_column(f"Δ {label}", justify="right", no_wrap=True)
+    table.add_column("Better", no_wrap=True)
+    section = None
+    for row in comparison.rows:
+        if row.section != section:
+            section = row.section
+            table.add_row(f"[bold]{section}[/]", end_section=False)
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(row.better or "", "")
+        shown = [f"[green]{v}[/]" if row.best == lbl else v for v, lbl in zip(row.shown, comparison.labels)]
+        table.add_row(f"  {row.name}{arrow}", *shown, *row.deltas[1:], f"[bold]{row.best}[/]" if row.best else "")
+    table.caption = "↓ lower is better · ↑ higher is better"
+    return table

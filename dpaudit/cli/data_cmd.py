@@ -1,0 +1,139 @@
+"""`dpaudit data`: generate the synthetic sensitive dataset, describe a data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dpaudit.cli.common import BaseOpt, JsonOpt, OutDirOpt, SeedOpt, console, err_console, print_json
+from dpaudit.errors import ConfigError
+
+app = typer.Typer(help="Generate and inspect instruction data.", no_args_is_help=True)
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="Force the schema: chat, alpaca or pair (default: detected from the first row)."),
+]
+
+
+def _split_list(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ConfigError(f"`{option}` has an empty item: {text!r}")
+    return items
+
+
+def _weights(text: str | None) -> tuple[float, ...] | None:
+    items = _split_list(text, "--mix")
+    if items is None:
+        return None
+    try:
+        return tuple(float(item) for item in items)
+    except ValueError:
+        raise ConfigError(f"`--mix` must be comma-separated numbers, got {text!r}") from None
+
+
+@app.command("synth")
+def synth(
+    out: OutDirOpt,
+    n: Annotated[int, typer.Option("--n", help="Private records (the member/non-member pool).")] = 2000,
+    seed: SeedOpt = 0,
+    categories: Annotated[
+        str | None,
+        typer.Option("--categories", help="Comma list of categories (default: all ten No Robots categories)."),
+    ] = None,
+    mix: Annotated[
+        str | None,
+        typer.Option("--mix", help="Comma weights, one per category (default: No Robots' shares)."),
+    ] = None,
+    canaries: Annotated[int, typer.Option("--canaries", help="Random-secret canary records to write.")] = 0,
+    public_fraction: Annotated[
+        float,
+        typer.Option("--public-fraction", help="Public share of public + private records (0.5: as many public as private)."),
+    ] = 0.5,
+    canary_format: Annotated[
+        str, typer.Option("--canary-format", help="Secret pattern: d digit, x hex, a a-z, A A-Z, others literal.")
+    ] = "dddd-dddd",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a synthetic sensitive instruction dataset (public, private, canaries, manifest)."""
+    from dpaudit.data.synth import CATEGORIES, SynthConfig, generate, manifest, write_dataset
+
+    config = SynthConfig(
+        n=n,
+        seed=seed,
+        categories=tuple(_split_list(categories, "--categories") or CATEGORIES),
+        mix=_weights(mix),
+        canaries=canaries,
+        public_fraction=public_fraction,
+        canary_format=canary_format,
+    )
+    with Progress(
+        TextColumn("[bold]generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_out,
+    ) as bar:
+        task = bar.add_task("synth", total=config.total)
+        dataset = generate(config, progress=lambda k: bar.advance(task, k))
+    path = write_dataset(dataset, out)
+    info = manifest(dataset)
+    info["out"] = str(path)
+    if json_out:
+        print_json(info)
+        return
+    table = Table(title=f"synthetic dataset (seed {seed}) -> {path}")
+    table.add_column("category")
+    table.add_column("private", justify="right")
+    table.add_column("public", justify="right")
+    counts = info["categories"]
+    for category in config.categories:
+        table.add_row(category, str(counts["private"].get(category, 0)), str(counts["public"].get(category, 0)))
+    table.add_row("[bold]total", f"[bold]{len(dataset.private)}", f"[bold]{len(dataset.public)}")
+    console.print(table)
+    console.print(
+        f"with constraints: {info['constrained']['private']} private, {info['constrained']['public']} public; "
+        f"canaries: {len(dataset.canaries)} ({config.canary_format})"
+    )
+
+
+@app.command("stats")
+def stats(
+    file: Annotated[Path, typer.Argument(help="A JSONL, JSON, Parquet or CSV file.")],
+    format: FormatOpt = None,
+    base: BaseOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record count, category mix, duplicates, constraints and (with --base) token lengths."""
+    from dpaudit.data.stats import file_stats
+
+    result = file_stats(file, format=format, base=base, seed=seed)
+    if json_out:
+        print_json(result)
+        return
+    table = Table(title=str(file), show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("records", str(result["records"]))
+    table.add_row("duplicates (same text)", str(result["duplicates"]))
+    table.add_row("duplicate ids", str(result["duplicate_ids"]))
+    table.add_row("multi-turn", str(result["multi_turn"]))
+    table.add_row("with system prompt", str(result["with_system_prompt"]))
+    table.add_row("with constraints", str(result["constraints"]["records_with"]))
+    table.add_row("constraints", str(result["constraints"]["total"]))
+    for category, count in result["categories"].items():
+        share = 100.0 * count / result["records"]
+        table.add_row(f"  {category}", f"{count} ({share:.1f}%)")
+    for key, value in result.get("token_lengths", {}).items():
+        table.add_row(f"tokens {key}", f"{value:g}")
+    console.print(table)
