@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from rich.table import Table
 
-from dpaudit.cli.common import BaseOpt, JsonOpt, SeedOpt, console, print_json
+from dpaudit.cli.common import BaseOpt, JsonOpt, QuickOpt, SeedOpt, ShadowsOpt, console, log_step, print_json
 
 
 def audit(
@@ -19,8 +18,8 @@ def audit(
     members: Annotated[Path | None, typer.Option("--members", help="Member records (default: the training card's).")] = None,
     nonmembers: Annotated[Path | None, typer.Option("--nonmembers", help="Non-member records (default: the training card's).")] = None,
     attacks: Annotated[str | None, typer.Option("--attacks", help="Comma list (default: loss,ref,zlib,mink,minkpp,lira).")] = None,
-    shadows: Annotated[int, typer.Option("--shadows", min=0, help="Shadow adapters for LiRA/shadow (0 skips them).")] = 8,
-    quick: Annotated[bool, typer.Option("--quick", help="Skip the shadow attacks (no shadow training).")] = False,
+    shadows: ShadowsOpt = 8,
+    quick: QuickOpt = False,
     delta: Annotated[float | None, typer.Option("--delta", help="δ for the ε numbers (default: the card's, else 1e-5).")] = None,
     confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the empirical ε lower bounds.")] = 0.95,
     redact: Annotated[bool, typer.Option("--redact", help="Mask record text in report.html.")] = False,
@@ -46,7 +45,7 @@ def audit(
     )
     report = audit_adapter(
         adapter=adapter, out=out, base=base, members=members, nonmembers=nonmembers, config=config,
-        progress=not json_out, log=None if json_out else (lambda m: console.print(f"[dim]·[/] {m}", highlight=False)),
+        progress=not json_out, log=None if json_out else log_step,
     )
     if json_out:
         print_json(report)

@@ -25,7 +25,14 @@ BaseOpt = Annotated[
         "Defaults to the adapter's base_model_name_or_path, or 'tiny'.",
     ),
 ]
+ShadowsOpt = Annotated[int, typer.Option("--shadows", min=0, help="Shadow adapters for LiRA/shadow (0 skips them).")]
+QuickOpt = Annotated[bool, typer.Option("--quick", help="Skip the shadow attacks (no shadow training).")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
+
+
+def log_step(message: str) -> None:
+    """One dim progress line between progress bars (audit stages, on-the-fly audits)."""
+    console.print(f"[dim]·[/] {message}", highlight=False)
 
 
 def print_json(obj: Any) -> None:

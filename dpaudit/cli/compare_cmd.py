@@ -8,27 +8,34 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from dpaudit.cli.common import JsonOpt, SeedOpt, console, print_json
+from dpaudit.cli.common import JsonOpt, QuickOpt, SeedOpt, ShadowsOpt, console, log_step, print_json
 from dpaudit.errors import InputError
 
 if TYPE_CHECKING:
+    from dpaudit.report.audit import AuditConfig
     from dpaudit.report.compare import Comparison
 
 def compare(
     targets: Annotated[
         list[Path],
-        typer.Argument(metavar="A B [C ...]", help="Report directories (dpaudit audit --out DIR) or report.json files.",
+        typer.Argument(metavar="A B [C ...]", help="Report directories (dpaudit audit --out DIR), report.json files, or adapter directories (audited into --out/LABEL).",
                        show_default=False),
     ],
     out: Annotated[Path | None, typer.Option("--out", help="Write compare.html, compare.md and compare.json here.")] = None,
     label: Annotated[
         list[str] | None, typer.Option("--label", help="Column label for each argument, in order (repeatable). \\[default: directory names]")
     ] = None,
+    shadows: ShadowsOpt = 8,
+    quick: QuickOpt = False,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
-    """Compare audit reports: every metric, the difference from the first, and which is better."""
+    """Compare audit reports (or adapters, audited on the fly): every metric, the difference, and which is better.
+
+    Example: dpaudit compare reports/lora reports/dp-lora --out reports/compare
+    """
     # Imported here: the report layer pulls in matplotlib and scikit-learn, which `dpaudit --help` should not pay for.
+    from dpaudit.report.audit import AuditConfig
     from dpaudit.report.compare import (
         COMPARE_HTML,
         compare_reports,
@@ -41,7 +48,8 @@ def compare(
     if label and len(label) != len(targets):
         raise InputError(f"got {len(label)} --label values for {len(targets)} reports")
     labels = list(label) if label else unique_labels([_default_label(t) for t in targets])
-    reports = [_report_for(target, name=name, out=out, seed=seed) for target, name in zip(targets, labels)]
+    config = AuditConfig(shadows=shadows, quick=quick, seed=seed)
+    reports = [_report_for(target, name=name, out=out, config=config, quiet=json_out) for target, name in zip(targets, labels)]
     comparison = compare_reports(reports, labels)
     if out is not None:
         write_comparison(comparison, out)
@@ -58,16 +66,16 @@ def _default_label(target: Path) -> str:
     return path.parent.name if path.is_file() else path.name
 
 
-def _report_for(target: Path, *, name: str, out: Path | None, seed: int) -> dict[str, Any]:
-    """Load a report; an adapter directory without one is audited on the fly (default settings) into ``out/name``."""
+def _report_for(target: Path, *, name: str, out: Path | None, config: AuditConfig, quiet: bool) -> dict[str, Any]:
+    """Load a report; an adapter directory without one is audited on the fly into ``out/name``."""
     from dpaudit.report.audit import audit_adapter
-    from dpaudit.report.schema import REPORT_FILE, is_adapter_dir, load_report
+    from dpaudit.report.schema import load_report, needs_audit
 
-    if not (is_adapter_dir(target) and not (target / REPORT_FILE).is_file()):
+    if not needs_audit(target):
         return load_report(target)
     if out is None:
         raise InputError(f"{target} is an adapter directory: pass --out DIR so that its audit can be written to DIR/{name}")
-    return audit_adapter(adapter=target, out=out / name, seed=seed)
+    return audit_adapter(adapter=target, out=out / name, config=config, progress=not quiet, log=None if quiet else log_step)
 
 
 def comparison_table(comparison: Comparison) -> Table:

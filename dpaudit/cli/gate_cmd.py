@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from dpaudit.cli.common import JsonOpt, SeedOpt, console, err_console, print_json
+from dpaudit.cli.common import JsonOpt, QuickOpt, SeedOpt, ShadowsOpt, console, err_console, log_step, print_json
 from dpaudit.errors import LeakageThresholdExceeded
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ def gate(
     target: Annotated[
         Path,
         typer.Argument(
-            metavar="REPORT_OR_DIR",
-            help="A report.json, or a report directory (dpaudit audit --out DIR).",
+            metavar="REPORT_OR_ADAPTER",
+            help="A report.json, a report directory (dpaudit audit --out DIR), or an adapter directory (audited into --out first).",
             show_default=False,
         ),
     ],
@@ -53,6 +53,11 @@ def gate(
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file with a \\[tool.dpaudit.gate] table. \\[default: ./pyproject.toml if it has one]")
     ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where an adapter argument's audit is written. \\[default: reports/ADAPTER_NAME]")
+    ] = None,
+    shadows: ShadowsOpt = 8,
+    quick: QuickOpt = False,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -62,14 +67,15 @@ def gate(
     flags override the file.
     """
     # Imported here: the report layer pulls in scikit-learn, which `dpaudit --help` should not pay for.
-    from dpaudit.report.gate import (
-        evaluate_gate,
-        load_config_thresholds,
-        parse_tpr_threshold,
-        write_junit,
-    )
-    from dpaudit.report.schema import load_report, report_file
+    from dpaudit.report.audit import AuditConfig, audit_adapter
+    from dpaudit.report.gate import evaluate_gate, load_config_thresholds, parse_tpr_threshold, write_junit
+    from dpaudit.report.schema import load_report, needs_audit, report_file
 
+    if needs_audit(target):
+        audited = out or Path("reports") / target.resolve().name
+        audit_adapter(adapter=target, out=audited, config=AuditConfig(shadows=shadows, quick=quick, seed=seed),
+                      progress=not json_out, log=None if json_out else log_step)
+        target = audited
     source = report_file(target)
     report = load_report(source)
     thresholds = load_config_thresholds(config).override(

@@ -128,6 +128,11 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / ADAPTER_CONFIG).is_file()
 
 
+def needs_audit(path: str | Path) -> bool:
+    """An adapter directory with no report.json of its own: ``compare`` and ``gate`` audit it first."""
+    return is_adapter_dir(path) and not (Path(path) / REPORT_FILE).is_file()
+
+
 def report_file(path: str | Path) -> Path:
     """The report.json that ``path`` names: the file itself, or ``<dir>/report.json``.
 

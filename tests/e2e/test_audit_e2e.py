@@ -59,6 +59,10 @@ def test_train_audit_gate_compare(workspace, cli, isolated_cache):
 
     assert cli("gate", reports / "dp", "--max-epsilon", "8.01")[0] == 0
     assert cli("gate", reports / "lora", "--max-epsilon", "8")[0] == 1
+    # An adapter directory is audited first (same settings), then gated.
+    code, _, err = cli("gate", dp, "--quick", "--seed", "3", "--out", reports / "dp-gated", "--max-epsilon", "8.01")
+    assert code == 0, err
+    assert (reports / "dp-gated" / "report.md").is_file()
     code, _, err = cli("compare", reports / "lora", reports / "dp", "--out", reports)
     assert code == 0, err
     assert (reports / "compare.html").is_file() and (reports / "compare.md").is_file()

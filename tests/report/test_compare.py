@@ -93,5 +93,5 @@ def test_compare_cli(cli, tmp_path, full_report, dp_report):
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
     code, _, err = cli("compare", tmp_path / "lora", adapter)
-    assert code == 2 and "is an adapter directory; run `dpaudit audit --adapter" in err
+    assert code == 2 and "is an adapter directory: pass --out DIR" in err
     assert cli("compare", tmp_path / "lora")[0] == 2

@@ -118,8 +118,10 @@ def test_usage_errors_exit_2(cli, write, tmp_path, full_report, minimal_report):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    code, _, err = cli("gate", adapter, "--max-auc", "0.6")
-    assert code == 2 and "run `dpaudit audit --adapter" in err
+    # An adapter directory is audited before gating: a broken one fails there, with nothing written.
+    code, _, err = cli("gate", adapter, "--max-auc", "0.6", "--out", tmp_path / "audit")
+    assert code == 2 and "adapter_config.json field 'peft_type'" in err
+    assert not (tmp_path / "audit").exists()
 
 
 def test_thresholds_from_pyproject_and_cli_override(cli, write, full_report):
