@@ -8,20 +8,29 @@ with a `consistent` ε verdict. Every step reuses what an earlier run already bu
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import ConfigError
+from dpaudit.io import write_json_atomic
 
 Log = Callable[[str], None]
+RUN_NAMES = ("lora", "dp-lora")
+SETTINGS_FILE = "demo.json"
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's recipe: sized to finish in a few minutes on two CPU cores."""
+    """The demo's recipe: sized to finish in a few minutes on two CPU cores.
 
+    ``base`` is a ``--base`` spec; tests pass a micro model directory to run the same pipeline fast.
+    """
+
+    base: str = "tiny"
     n_private: int = 300
     epochs: float = 12.0
     lr: float = 3e-3
@@ -62,23 +71,21 @@ def run_demo(*, out: str | Path, runs: str | Path, config: DemoConfig | None = N
     config = config or DemoConfig()
     say = log or (lambda message: None)
     out, runs = Path(out), Path(runs)
+    _forget_other_settings(runs, config, say)
     data_dir = runs / "data"
     if not (data_dir / "private.jsonl").is_file():
         say(f"1/5 synthesizing {config.n_private} private records (+ a public split for the base)")
         write_dataset(generate(SynthConfig(n=config.n_private, seed=config.seed)), data_dir)
     else:
         say(f"1/5 reusing the synthetic data in {data_dir}")
-    say("2/5 the tiny base model (built once, then cached)")
-    load_base("tiny")
+    say("2/5 the tiny base model (built once, then cached)" if config.base == "tiny" else f"2/5 the base model {config.base}")
+    load_base(config.base)
 
     common = TrainConfig(
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, max_length=config.max_length, seed=config.seed,
         checkpoint_every=0,
     )
-    recipes = {
-        "lora": common,
-        "dp-lora": replace(common, dp=DPConfig(target_epsilon=config.target_epsilon)),
-    }
+    recipes = dict(zip(RUN_NAMES, (common, replace(common, dp=DPConfig(target_epsilon=config.target_epsilon)))))
     adapters: dict[str, Path] = {}
     for step, (name, recipe) in enumerate(recipes.items(), start=3):
         adapter = runs / name
@@ -88,7 +95,7 @@ def run_demo(*, out: str | Path, runs: str | Path, config: DemoConfig | None = N
             continue
         say(f"{step}/5 training the {name} adapter" + (f" (ε = {config.target_epsilon:g})" if recipe.dp else ""))
         run_training(
-            data_file=data_dir / "private.jsonl", base="tiny", out_dir=adapter, config=recipe,
+            data_file=data_dir / "private.jsonl", base=config.base, out_dir=adapter, config=recipe,
             # the same members for both adapters, so that the comparison isolates DP
             members_file=None if name == "lora" else adapters["lora"] / "members.txt",
             progress=progress,
@@ -103,3 +110,20 @@ def run_demo(*, out: str | Path, runs: str | Path, config: DemoConfig | None = N
     }
     write_comparison(compare_reports(list(reports.values()), list(reports)), out)
     return DemoResult(reports=reports, compare_html=out / COMPARE_HTML, out=out)
+
+
+def _forget_other_settings(runs: Path, config: DemoConfig, say: Log) -> None:
+    """Reuse data and adapters only if an earlier run made them with these settings; else start over."""
+    stamp = runs / SETTINGS_FILE
+    wanted = asdict(config)
+    if stamp.is_file():
+        try:
+            if json.loads(stamp.read_text(encoding="utf-8")) == wanted:
+                return
+        except (OSError, json.JSONDecodeError):
+            pass  # an unreadable stamp is treated as different settings
+    if any((runs / name).exists() for name in ("data", *RUN_NAMES)):
+        say(f"settings differ from the earlier run in {runs}: starting over")
+        for name in ("data", *RUN_NAMES):
+            shutil.rmtree(runs / name, ignore_errors=True)
+    write_json_atomic(stamp, wanted)

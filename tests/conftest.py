@@ -41,6 +41,15 @@ def micro_tokenizer():
     return train_tokenizer(corpus, vocab_size=MICRO.vocab_size)
 
 
+@pytest.fixture(scope="session")
+def micro_base_dir(tmp_path_factory, micro_tokenizer):
+    """The micro model saved as a local Hugging Face directory: a `--base` for end-to-end runs."""
+    base = tmp_path_factory.mktemp("micro-base")
+    init_tiny_model(micro_tokenizer, MICRO, seed=0).save_pretrained(base)
+    micro_tokenizer.save_pretrained(base)
+    return base
+
+
 @pytest.fixture()
 def micro_model(micro_tokenizer):
     """A fresh randomly initialised 2-layer Llama (fast enough to train in a test)."""
@@ -57,3 +66,11 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path, monkeypatch):
+    """A private DPAUDIT_CACHE, so that cached bases, scores and shadows of other tests are never reused."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DPAUDIT_CACHE", str(cache))
+    return cache

@@ -8,14 +8,17 @@ from typing import Annotated
 import typer
 
 from dpaudit.cli.common import JsonOpt, SeedOpt, console, print_json
+from dpaudit.demo import DemoConfig
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Reports: OUT/lora, OUT/dp-lora, OUT/compare.html.")] = Path("reports/demo"),
     runs: Annotated[Path, typer.Option("--runs", help="Synthetic data and adapters.")] = Path("runs/demo"),
-    n: Annotated[int, typer.Option("--n", help="Private records (half become training members).")] = 300,
-    epsilon: Annotated[float, typer.Option("--epsilon", help="Target ε of the DP-LoRA adapter.")] = 8.0,
-    shadows: Annotated[int, typer.Option("--shadows", min=0, help="Shadow adapters for LiRA (0: quick audit, no shadows).")] = 0,
+    n: Annotated[int, typer.Option("--n", help="Private records (half become training members).")] = DemoConfig.n_private,
+    epsilon: Annotated[float, typer.Option("--epsilon", help="Target ε of the DP-LoRA adapter.")] = DemoConfig.target_epsilon,
+    shadows: Annotated[
+        int, typer.Option("--shadows", min=0, help="Shadow adapters for LiRA (0: quick audit, no shadows).")
+    ] = DemoConfig.shadows,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -25,7 +28,7 @@ def demo(
     """
     from dpaudit.cli.audit_cmd import summary_table
     from dpaudit.cli.compare_cmd import comparison_table
-    from dpaudit.demo import DemoConfig, run_demo
+    from dpaudit.demo import run_demo
     from dpaudit.report.compare import compare_reports
 
     config = DemoConfig(n_private=n, target_epsilon=epsilon, shadows=shadows, seed=seed)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dpaudit.errors import ConfigError
-from dpaudit.io import sha256_file, write_json_atomic
+from dpaudit.io import write_json_atomic
 from dpaudit.paths import cache_dir
 
 DEFAULT_ATTACKS = ("loss", "ref", "zlib", "mink", "minkpp", "lira")

@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from dpaudit.models.tiny import init_tiny_model
 from dpaudit.train import TrainConfig, run_training
-from tests.conftest import MICRO, make_records
+from tests.conftest import make_records
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Many epochs on 64 records: enough for the micro model to memorise their random digits.
@@ -18,11 +17,9 @@ MEMORISE = TrainConfig(
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Shadow adapters go to a per-test cache."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("DPAUDIT_CACHE", str(cache))
-    return cache
+def isolated_cache(isolated_cache):
+    """Shadow adapters go to a per-test cache (tests/conftest.py's fixture, made automatic here)."""
+    return isolated_cache
 
 
 def write_jsonl(path, records):
@@ -31,14 +28,11 @@ def write_jsonl(path, records):
 
 
 @pytest.fixture(scope="session")
-def attack_world(tmp_path_factory, micro_tokenizer):
+def attack_world(tmp_path_factory, micro_base_dir):
     """A micro base directory and 128 records (a data file); trained adapters are added by fixtures below."""
     root = tmp_path_factory.mktemp("attack-world")
-    base = root / "base"
-    init_tiny_model(micro_tokenizer, MICRO, seed=0).save_pretrained(base)
-    micro_tokenizer.save_pretrained(base)
     data = write_jsonl(root / "data.jsonl", make_records(128, seed=1))
-    return root, base, data
+    return root, micro_base_dir, data
 
 
 @pytest.fixture(scope="session")

@@ -7,29 +7,18 @@ import json
 import pytest
 
 from dpaudit.data.synth import SynthConfig, generate, write_dataset
-from dpaudit.models.tiny import init_tiny_model
 from dpaudit.report.schema import validate_report
-from tests.conftest import MICRO
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, micro_tokenizer):
+def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    base = root / "base"
-    model = init_tiny_model(micro_tokenizer, MICRO, seed=0)
-    model.save_pretrained(base)
-    micro_tokenizer.save_pretrained(base)
     write_dataset(generate(SynthConfig(n=40, seed=0)), root / "data")
     return root
 
 
-@pytest.fixture()
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DPAUDIT_CACHE", str(tmp_path / "cache"))
-
-
-def test_train_audit_gate_compare(workspace, cli, isolated_cache):
-    base, data = workspace / "base", workspace / "data" / "private.jsonl"
+def test_train_audit_gate_compare(workspace, micro_base_dir, cli, isolated_cache):
+    base, data = micro_base_dir, workspace / "data" / "private.jsonl"
     lora, dp = workspace / "runs" / "lora", workspace / "runs" / "dp"
     common = ["--data", data, "--base", base, "--epochs", "4", "--max-length", "96", "--batch-size", "8", "--seed", "1"]
     assert cli("train", *common, "--out", lora)[0] == 0

@@ -16,23 +16,15 @@ WIDE = TinyConfig(vocab_size=400, hidden_size=64, intermediate_size=96, num_hidd
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own DPAUDIT_CACHE."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("DPAUDIT_CACHE", str(cache))
-    return cache
+def isolated_cache(isolated_cache):
+    """Every model test gets its own cache (tests/conftest.py's fixture, made automatic here)."""
+    return isolated_cache
 
 
 def save_base(model, tokenizer, path):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-@pytest.fixture()
-def micro_base_dir(tmp_path, micro_tokenizer):
-    """A randomly initialised micro Llama saved as a local Hugging Face model directory."""
-    return save_base(init_tiny_model(micro_tokenizer, MICRO, seed=0), micro_tokenizer, tmp_path / "micro-base")
 
 
 @pytest.fixture()

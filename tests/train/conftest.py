@@ -12,22 +12,14 @@ from tests.conftest import MICRO, make_records
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DPAUDIT_CACHE", str(tmp_path / "cache"))
+def isolated_cache(isolated_cache):
+    """Every trainer test gets its own cache (tests/conftest.py's fixture, made automatic here)."""
+    return isolated_cache
 
 
 @pytest.fixture()
 def records():
     return make_records(24)
-
-
-@pytest.fixture()
-def micro_base_dir(tmp_path, micro_tokenizer):
-    """The micro Llama saved as a local HF directory (a valid ``--base``)."""
-    path = tmp_path / "micro-base"
-    init_tiny_model(micro_tokenizer, MICRO, seed=0).save_pretrained(path)
-    micro_tokenizer.save_pretrained(path)
-    return path
 
 
 def encode(records, tokenizer, max_length: int = 64):
