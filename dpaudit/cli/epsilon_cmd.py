@@ -7,7 +7,6 @@ promise beside the evidence and exits 1 on a VIOLATION.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from dpaudit.cli.common import JsonOpt, SeedOpt, console, print_json
 from dpaudit.errors import ConfigError, InputError, MissingFileError, PrivacyViolation
+from dpaudit.io import read_json_object
 
 app = typer.Typer(
     help="Privacy budgets: the accountant's ε, empirical ε from attack scores, and their comparison.",
@@ -236,13 +236,7 @@ def _read_card(adapter: Path) -> dict[str, Any]:
     path = adapter / "dpaudit.json"
     if not path.is_file():
         raise MissingFileError(f"No training card at {path}. Run `dpaudit train --out {adapter}` first.")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
-    if not isinstance(card, dict):
-        raise InputError("expected a JSON object", path=path)
-    return card
+    return read_json_object(path)
 
 
 @app.command("compare")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import InputError, MissingFileError
-from dpaudit.io import sha256_file
+from dpaudit.io import read_json_object, sha256_file
 from dpaudit.models.base import DEFAULT_SPEC, LoadedBase, load_base
 
 CONFIG_FILE = "adapter_config.json"
@@ -70,13 +70,7 @@ def read_card(path: str | Path) -> dict | None:
     card_path = Path(path) / CARD_FILE
     if not card_path.is_file():
         return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", path=card_path, line=exc.lineno) from exc
-    if not isinstance(card, dict):
-        raise InputError(f"must be a JSON object, got {type(card).__name__}", path=card_path)
-    return card
+    return read_json_object(card_path)
 
 
 def adapter_weights_file(path: str | Path) -> Path:
@@ -263,16 +257,7 @@ def _adapter_dir(path: str | Path) -> Path:
 
 
 def _read_config_json(path: Path) -> dict[str, Any]:
-    config_path = path / CONFIG_FILE
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", path=config_path, line=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("not UTF-8 text", path=config_path) from exc
-    if not isinstance(raw, dict):
-        raise InputError(f"must be a JSON object, got {type(raw).__name__}", path=config_path)
-    return raw
+    return read_json_object(path / CONFIG_FILE)
 
 
 # Types of the fields most adapters carry; peft checks the rest (and its messages name the field).

@@ -40,6 +40,7 @@ from dpaudit.privacy._arrays import (
     check_scores_labels,
     finite_or_none,
 )
+from dpaudit.privacy.lower_bound import LowerBound
 
 SELECTIONS = ("split", "bonferroni")
 
@@ -81,12 +82,9 @@ def error_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 @dataclass(frozen=True)
-class ClopperPearsonBound:
+class ClopperPearsonBound(LowerBound):
     """Result of :func:`clopper_pearson_bound`. ``threshold``: "member iff score ≥ threshold"."""
 
-    epsilon_lb: float
-    confidence: float
-    delta: float
     threshold: float
     fpr_ub: float
     fnr_ub: float
@@ -98,29 +96,9 @@ class ClopperPearsonBound:
     seed: int | None
 
     method: ClassVar[str] = "clopper-pearson"
-    kind: ClassVar[str] = "bound"
-
-    @property
-    def epsilon(self) -> float:
-        return self.epsilon_lb
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "kind": self.kind,
-            "epsilon_lb": self.epsilon_lb,
-            "confidence": self.confidence,
-            "delta": self.delta,
-            "threshold": finite_or_none(self.threshold),
-            "fpr_ub": self.fpr_ub,
-            "fnr_ub": self.fnr_ub,
-            "side": self.side,
-            "selection": self.selection,
-            "n_members": self.n_members,
-            "n_nonmembers": self.n_nonmembers,
-            "n_thresholds": self.n_thresholds,
-            "seed": self.seed,
-        }
+        return {**super().to_json(), "threshold": finite_or_none(self.threshold)}
 
 
 def clopper_pearson_bound(

@@ -28,6 +28,7 @@ from scipy import special
 
 from dpaudit.errors import ConfigError
 from dpaudit.privacy._arrays import check_delta_confidence, check_scores_labels
+from dpaudit.privacy.lower_bound import LowerBound
 
 #: Default guess counts, as fractions of m: k₊ = k₋ = round(f·m).
 DEFAULT_K_FRACTIONS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5)
@@ -127,12 +128,9 @@ def _normalise_grid(k_grid: Sequence[int | tuple[int, int]] | None, m: int) -> t
 
 
 @dataclass(frozen=True)
-class OneRunBound:
+class OneRunBound(LowerBound):
     """Result of :func:`one_run_bound` (``k_plus``/``k_minus``/``guesses``/``correct``: the winning test)."""
 
-    epsilon_lb: float
-    confidence: float
-    delta: float
     m: int
     k_plus: int
     k_minus: int
@@ -144,30 +142,9 @@ class OneRunBound:
     member_fraction: float
 
     method: ClassVar[str] = "one-run"
-    kind: ClassVar[str] = "bound"
-
-    @property
-    def epsilon(self) -> float:
-        return self.epsilon_lb
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "kind": self.kind,
-            "epsilon_lb": self.epsilon_lb,
-            "confidence": self.confidence,
-            "delta": self.delta,
-            "m": self.m,
-            "k_plus": self.k_plus,
-            "k_minus": self.k_minus,
-            "guesses": self.guesses,
-            "correct": self.correct,
-            "ceiling": self.ceiling,
-            "ceiling_with_search": self.ceiling_with_search,
-            "grid": [list(g) for g in self.grid],
-            "correction": "bonferroni",
-            "member_fraction": self.member_fraction,
-        }
+        return {**super().to_json(), "grid": [list(g) for g in self.grid], "correction": "bonferroni"}
 
 
 def one_run_bound(

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from dpaudit.errors import InputError, MissingFileError
+from dpaudit.io import read_json_object
 from dpaudit.evaluators.mia_metrics import worst_case
 
 SCHEMA_VERSION = "1.0"
@@ -157,14 +158,7 @@ def report_file(path: str | Path) -> Path:
 def load_report(path: str | Path) -> dict[str, Any]:
     """Read and validate a report (a report.json file or a report directory)."""
     file = report_file(path)
-    try:
-        report = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=file, line=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("not a UTF-8 text file", path=file) from exc
-    if not isinstance(report, dict):
-        raise InputError("a report must be a JSON object", path=file)
+    report = read_json_object(file)
     version = report.get("schema_version")
     if version != SCHEMA_VERSION:
         raise InputError(
