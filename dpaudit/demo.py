@@ -27,14 +27,20 @@ SETTINGS_FILE = "demo.json"
 class DemoConfig:
     """The demo's recipe: sized to finish in a few minutes on two CPU cores.
 
-    ``base`` is a ``--base`` spec; tests pass a micro model directory to run the same pipeline fast.
+    Why these numbers (ref-attack AUC of LoRA / DP-LoRA at ε = 8 on the tiny base, seed 0, measured
+    side by side): at ε = 8 the DP adapter's leakage falls with the number of members far more than
+    with any other knob (300 records: 0.92 / 0.69; 1000: 0.74 / 0.59; 2000: 0.69 / 0.56; 3000 with
+    8 epochs: 0.64 / 0.55), while the non-DP adapter's grows with epochs and smaller batches (DP's
+    barely moves: the accountant ties σ to them). 2000 records, batch 32 and 12 epochs show both
+    sides clearly in about two minutes of training per adapter. ``base`` is a ``--base`` spec; tests
+    pass a micro model directory to run the same pipeline fast.
     """
 
     base: str = "tiny"
-    n_private: int = 300
+    n_private: int = 2000
     epochs: float = 12.0
     lr: float = 3e-3
-    batch_size: int = 16
+    batch_size: int = 32
     max_length: int = 128
     target_epsilon: float = 8.0
     shadows: int = 0

@@ -50,10 +50,6 @@ class MissingDependencyError(DpauditError, ImportError):
     """An optional package is missing; the message carries the exact pip command."""
 
 
-class NotBuiltError(DpauditError, NotImplementedError):
-    """A command that exists in the CLI map but is not implemented yet."""
-
-
 class PrivacyViolation(DpauditError):
     """Empirical leakage above the accountant's promise: a bug in training or accounting."""
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from dpaudit.errors import NotBuiltError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,8 +46,3 @@ def _default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def not_built(command: str, issue: int) -> NoReturn:
-    """Commands that exist in the map but are not implemented say so and exit 2."""
-    raise NotBuiltError(f"`dpaudit {command}` is not built yet (tracked in issue #{issue}).")
