@@ -11,7 +11,7 @@ from dpaudit.report.schema import validate_report
 
 
 def test_demo_pipeline_reuses_runs_and_restarts_on_new_settings(tmp_path, micro_base_dir, isolated_cache):
-    config = DemoConfig(base=str(micro_base_dir), n_private=40, epochs=2, max_length=96, adherence_limit=2)
+    config = DemoConfig(base=str(micro_base_dir), n_private=40, epochs=2, batch_size=8, max_length=96, adherence_limit=2)
     out, runs = tmp_path / "reports", tmp_path / "runs"
     said: list[str] = []
     result = run_demo(out=out, runs=runs, config=config, log=said.append, progress=False)
