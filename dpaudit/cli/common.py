@@ -16,13 +16,10 @@ err_console = Console(stderr=True)
 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same numbers.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
+BASE_SPECS = "'tiny' (built locally), 'smollm2-135m', a local HF directory, a .gguf file or a hub id"
 BaseOpt = Annotated[
     str | None,
-    typer.Option(
-        "--base",
-        help="Base model: 'tiny' (built locally), 'smollm2-135m', a local HF directory, a .gguf file or a hub id. "
-        "Defaults to the adapter's base_model_name_or_path, or 'tiny'.",
-    ),
+    typer.Option("--base", help=f"Base model: {BASE_SPECS}. Defaults to the adapter's base_model_name_or_path, or 'tiny'."),
 ]
 ShadowsOpt = Annotated[int, typer.Option("--shadows", min=0, help="Shadow adapters for LiRA/shadow (0 skips them).")]
 QuickOpt = Annotated[bool, typer.Option("--quick", help="Skip the shadow attacks (no shadow training).")]

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dpaudit.cli.common import BaseOpt, JsonOpt, OutDirOpt, SeedOpt, console, err_console, print_json
+from dpaudit.cli.common import BASE_SPECS, JsonOpt, OutDirOpt, SeedOpt, console, err_console, print_json
 from dpaudit.errors import ConfigError
 
 app = typer.Typer(help="Generate and inspect instruction data.", no_args_is_help=True)
@@ -110,7 +110,9 @@ def synth(
 def stats(
     file: Annotated[Path, typer.Argument(help="A JSONL, JSON, Parquet or CSV file.")],
     format: FormatOpt = None,
-    base: BaseOpt = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help=f"Also report token lengths under this base's tokenizer: {BASE_SPECS}.")
+    ] = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
