@@ -9,6 +9,7 @@ import typer
 
 from dpaudit.cli.common import JsonOpt, OutDirOpt, SeedOpt, console, print_json
 from dpaudit.errors import ConfigError
+from dpaudit.train.config import DPConfig, TrainConfig
 
 DP_HELP = "DP-SGD options (need --dp)"
 CANARY_HELP = "Canaries"
@@ -40,28 +41,28 @@ def train(
         str, typer.Option("--base", help="Base model: 'tiny', 'smollm2-135m', a local HF directory, a .gguf file or a hub id.")
     ] = "tiny",
     method: Annotated[str, typer.Option("--method", help="lora, dora, dylora (random rank prefix per step) or full.")] = "lora",
-    rank: Annotated[int, typer.Option("--rank", help="LoRA rank r (dylora: the maximum rank).")] = 8,
-    alpha: Annotated[float, typer.Option("--alpha", help="LoRA alpha (scaling alpha/r).")] = 16.0,
+    rank: Annotated[int, typer.Option("--rank", help="LoRA rank r (dylora: the maximum rank).")] = TrainConfig.rank,
+    alpha: Annotated[float, typer.Option("--alpha", help="LoRA alpha (scaling alpha/r).")] = TrainConfig.alpha,
     target_modules: Annotated[
         str | None, typer.Option("--target-modules", help="Comma list of module names (default: q_proj,v_proj-style per architecture).")
     ] = None,
-    dropout: Annotated[float, typer.Option("--dropout", help="LoRA dropout.")] = 0.0,
+    dropout: Annotated[float, typer.Option("--dropout", help="LoRA dropout.")] = TrainConfig.dropout,
     data_format: Annotated[str | None, typer.Option("--format", help="Force the schema: chat, alpaca or pair.")] = None,
     member_fraction: Annotated[
         float, typer.Option("--member-fraction", help="Seeded share of the data file used as training members.")
-    ] = 0.5,
+    ] = TrainConfig.member_fraction,
     members_file: Annotated[
         Path | None, typer.Option("--members-file", help="Use this member id list (one id per line) instead of a random split.")
     ] = None,
-    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the members (expected, under Poisson sampling).")] = 3.0,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the members (expected, under Poisson sampling).")] = TrainConfig.epochs,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Logical batch size (expected size under Poisson).")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Logical batch size (expected size under Poisson).")] = TrainConfig.batch_size,
     physical_batch_size: Annotated[
         int | None, typer.Option("--physical-batch-size", help="Largest forward batch (memory); default --batch-size.")
     ] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 2e-3,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.")] = "adam",
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per example.")] = 256,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = TrainConfig.lr,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.")] = TrainConfig.optimizer,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per example.")] = TrainConfig.max_length,
     sampler: Annotated[
         str | None, typer.Option("--sampler", help="poisson or shuffle (default: poisson with --dp, shuffle without).")
     ] = None,
@@ -77,11 +78,11 @@ def train(
     ] = None,
     max_grad_norm: Annotated[
         float, typer.Option("--max-grad-norm", help="C: per-example clipping norm.", rich_help_panel=DP_HELP)
-    ] = 1.0,
-    accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.", rich_help_panel=DP_HELP)] = "prv",
+    ] = DPConfig.max_grad_norm,
+    accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.", rich_help_panel=DP_HELP)] = DPConfig.accountant,
     clipping: Annotated[
         str, typer.Option("--clipping", help="flat, per-layer or adaptive (quantile-based).", rich_help_panel=DP_HELP)
-    ] = "flat",
+    ] = DPConfig.clipping,
     canaries: Annotated[
         Path | None, typer.Option("--canaries", help="canaries.jsonl (from `dpaudit data synth --canaries K`).", rich_help_panel=CANARY_HELP)
     ] = None,
@@ -93,10 +94,10 @@ def train(
     ] = None,
     gradient_canaries: Annotated[
         int, typer.Option("--gradient-canaries", help="M white-box Dirac gradient canaries (with --dp).", rich_help_panel=CANARY_HELP)
-    ] = 0,
+    ] = TrainConfig.gradient_canaries,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", help="Steps between checkpoints in OUT/.checkpoint (0: none).")
-    ] = 100,
+    ] = TrainConfig.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT/.checkpoint.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: SeedOpt = 0,
@@ -106,7 +107,7 @@ def train(
 
     Example: dpaudit train --data d/private.jsonl --base tiny --method lora --dp --target-epsilon 8 --out runs/dp8
     """
-    from dpaudit.train import DPConfig, TrainConfig, run_training
+    from dpaudit.train import run_training
 
     dp_given = [name for name, value in (("--noise-multiplier", noise_multiplier), ("--target-epsilon", target_epsilon),
                                          ("--delta", delta)) if value is not None]

@@ -250,7 +250,7 @@ def test_record_canaries_inclusion_and_repeats(micro_base_dir, tmp_path, monkeyp
     canary_file.write_text(canaries_to_jsonl(canaries), encoding="utf-8")
     sizes = []
     real_plan = loop_mod.plan_run
-    monkeypatch.setattr("dpaudit.train.plan_run", lambda n, config: sizes.append(n) or real_plan(n, config))
+    monkeypatch.setattr("dpaudit.train.trainer.plan_run", lambda n, config: sizes.append(n) or real_plan(n, config))
 
     card = run_training(data_file=data, base=str(micro_base_dir), out_dir=tmp_path / "a", canaries_file=canary_file,
                         config=TrainConfig(max_steps=1, batch_size=4, canary_inclusion=0.5), progress=False).card
