@@ -8,15 +8,14 @@ with a `consistent` ε verdict. Every step reuses what an earlier run already bu
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dpaudit.errors import ConfigError
-from dpaudit.io import write_json_atomic
+from dpaudit.errors import ConfigError, InputError
+from dpaudit.io import read_json_object, write_json_atomic
 
 Log = Callable[[str], None]
 RUN_NAMES = ("lora", "dp-lora")
@@ -122,12 +121,11 @@ def _forget_other_settings(runs: Path, config: DemoConfig, say: Log) -> None:
     """Reuse data and adapters only if an earlier run made them with these settings; else start over."""
     stamp = runs / SETTINGS_FILE
     wanted = asdict(config)
-    if stamp.is_file():
-        try:
-            if json.loads(stamp.read_text(encoding="utf-8")) == wanted:
-                return
-        except (OSError, json.JSONDecodeError):
-            pass  # an unreadable stamp is treated as different settings
+    try:
+        if read_json_object(stamp) == wanted:
+            return
+    except (OSError, InputError):
+        pass  # no stamp, or an unreadable one: treated as different settings
     if any((runs / name).exists() for name in ("data", *RUN_NAMES)):
         say(f"settings differ from the earlier run in {runs}: starting over")
         for name in ("data", *RUN_NAMES):

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from dpaudit.errors import ConfigError
-from dpaudit.io import write_json_atomic
+from dpaudit.errors import ConfigError, InputError
+from dpaudit.io import read_json_object, write_json_atomic
 from dpaudit.paths import cache_dir
 
 DEFAULT_ATTACKS = ("loss", "ref", "zlib", "mink", "minkpp", "lira")
@@ -190,13 +190,10 @@ def _cache_key(weights_sha: str, members, nonmembers, base: str | None, attacks:
 
 
 def _cached_suite(key: str) -> dict[str, Any] | None:
-    path = cache_dir("audits", key) / "attacks.json"
-    if not path.is_file():
-        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged cache entry is recomputed, never trusted
+        return read_json_object(cache_dir("audits", key) / "attacks.json")
+    except (OSError, InputError):
+        return None  # a missing or damaged cache entry is recomputed, never trusted
 
 
 def _epsilon_section(adapter: Path, card: dict | None, scores: dict[str, np.ndarray], labels: np.ndarray,

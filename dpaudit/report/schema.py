@@ -22,8 +22,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from dpaudit.errors import InputError, MissingFileError
-from dpaudit.io import read_json_object
 from dpaudit.evaluators.mia_metrics import worst_case
+from dpaudit.io import read_json_object
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")

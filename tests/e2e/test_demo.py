@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_demo_pipeline_reuses_runs_and_restarts_on_new_settings(tmp_path, micro_
     assert again.reports["lora"]["attacks"]["ref"]["auc"] == result.reports["lora"]["attacks"]["ref"]["auc"]
 
     said.clear()
-    run_demo(out=out, runs=runs, config=DemoConfig(**{**config.__dict__, "seed": 1}), log=said.append, progress=False)
+    run_demo(out=out, runs=runs, config=replace(config, seed=1), log=said.append, progress=False)
     assert any("starting over" in line for line in said)
     assert json.loads((runs / "demo.json").read_text())["seed"] == 1
 
