@@ -1,4 +1,9 @@
-"""Atomic file writes: outputs appear whole or not at all."""
+"""Atomic file writes: outputs appear whole or not at all, readable by their owner only.
+
+Permissions rule: everything dpaudit writes is owner-only (files 0600, directories 0700), because
+adapters, reports, id lists and scores are all derived from the training records. Which
+directories a command may replace at all is decided by :mod:`dpaudit.outputs`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import InputError
+from dpaudit.interrupts import signals_deferred
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 @contextlib.contextmanager
@@ -25,6 +34,7 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -58,24 +68,41 @@ def _jsonable(value: Any) -> Any:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp directory beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path = Path(path)
+    """Yield a temp directory beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    An interrupt inside the block leaves ``path`` as it was; the two renames that swap the new
+    directory in are not split by SIGINT/SIGTERM. Check with
+    :func:`dpaudit.outputs.prepare_output_dir` first whether ``path`` may be replaced at all.
+    """
+    path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            backup = path.with_name(f".{path.name}.old")
+        restrict_tree(tmp)
+        backup = path.with_name(f".{path.name}.old")
+        if backup.exists():
+            shutil.rmtree(backup)
+        with signals_deferred():
+            if path.exists():
+                os.replace(path, backup)
+            os.replace(tmp, path)
             if backup.exists():
                 shutil.rmtree(backup)
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            shutil.rmtree(backup)
-        else:
-            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def restrict_tree(root: str | Path) -> None:
+    """Make ``root`` and everything under it owner-only (directories 0700, files 0600)."""
+    root = Path(root)
+    os.chmod(root, DIR_MODE)
+    for parent, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(parent, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(parent, name), FILE_MODE)
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:

@@ -5,9 +5,9 @@ scores of shape (n,), higher = more likely a member. :func:`dpaudit.attacks.suit
 runs them against an adapter and measures them with ``dpaudit.evaluators.mia_metrics``.
 """
 
-from dpaudit.attacks.base import ATTACKS, Attack, AttackInputs, ShadowScores
+from dpaudit.attacks.base import ATTACKS, Attack, AttackInputs, PopulationScores, ShadowScores
 
 # Importing the modules registers the attacks (in the order the report lists them).
-from dpaudit.attacks import loss, ref, zlib, mink, minkpp, shadow, lira  # noqa: E402, F401  isort: skip
+from dpaudit.attacks import loss, ref, zlib, mink, minkpp, shadow, lira, rmia  # noqa: E402, F401  isort: skip
 
-__all__ = ["ATTACKS", "Attack", "AttackInputs", "ShadowScores"]
+__all__ = ["ATTACKS", "Attack", "AttackInputs", "PopulationScores", "ShadowScores"]

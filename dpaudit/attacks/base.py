@@ -2,8 +2,10 @@
 
 An attack never runs a model. It declares what it needs (``requires``: ``"entropy"`` for the
 per-position vocabulary moments, ``"reference"`` for scores under the reference model,
-``"shadows"`` for shadow models), and :func:`dpaudit.attacks.suite.run_attacks` computes each of
-those once for all attacks and hands them over in an :class:`AttackInputs`. So attacks are pure
+``"shadows"`` for shadow models, ``"population"`` for non-candidate records scored under the same
+models), and :func:`dpaudit.attacks.suite.run_attacks` computes each of those once for all attacks
+and hands them over in an :class:`AttackInputs`. ``accepts`` names inputs an attack uses when they
+are there (RMIA uses shadows when the run has any) without needing them. So attacks are pure
 functions of arrays, tested on hand-made inputs, and no record is ever scored twice by one model.
 """
 
@@ -19,7 +21,7 @@ from dpaudit.errors import InputError
 from dpaudit.models.scoring import TokenScores
 from dpaudit.registry import Registry
 
-REQUIREMENTS = frozenset({"entropy", "reference", "shadows"})
+REQUIREMENTS = frozenset({"entropy", "reference", "shadows", "population"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,23 @@ class ShadowScores:
 
 
 @dataclass(frozen=True)
+class PopulationScores:
+    """m population records (known non-members that are not candidates) scored under the same models
+    as the candidates: ``target`` and ``reference`` (m :class:`TokenScores` each) and ``shadows``
+    (K lists of m, in the shadows' order, or None when the run has no shadows). No shadow trained
+    on them, so every model but the target is OUT for every population record."""
+
+    target: Sequence[TokenScores]
+    reference: Sequence[TokenScores]
+    shadows: Sequence[Sequence[TokenScores]] | None = None
+
+    def __post_init__(self) -> None:
+        rows = [self.reference, *(self.shadows or ())]
+        if any(len(row) != len(self.target) for row in rows):
+            raise InputError("every model must score every population record")
+
+
+@dataclass(frozen=True)
 class AttackInputs:
     """Everything an attack may look at, for n candidate records (members and non-members, mixed).
 
@@ -53,13 +72,15 @@ class AttackInputs:
     ``target``: n :class:`TokenScores` under the attacked adapter (with ``mu``/``sigma`` when an
     attack required ``"entropy"``). ``texts``: n strings, the scored (assistant) text of each
     record, for zlib. ``reference``: n scores under the reference model, or None. ``shadows``:
-    :class:`ShadowScores` or None. ``seed`` seeds any randomness inside an attack.
+    :class:`ShadowScores` or None. ``population``: :class:`PopulationScores` or None. ``seed`` seeds
+    any randomness inside an attack.
     """
 
     target: Sequence[TokenScores]
     texts: Sequence[str]
     reference: Sequence[TokenScores] | None = None
     shadows: ShadowScores | None = None
+    population: PopulationScores | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,7 +90,7 @@ class AttackInputs:
             raise InputError(f"{len(self.reference)} reference scores for {len(self.target)} records")
 
     def need(self, what: str, attack: str):
-        """The input ``what`` (``"reference"`` or ``"shadows"``), or a clear error when it is missing."""
+        """The input ``what`` (``"reference"``, ``"shadows"`` or ``"population"``), or a clear error when it is missing."""
         value = getattr(self, what)
         if value is None:
             raise InputError(f"attack '{attack}' needs {what} scores, which were not computed")

@@ -11,17 +11,20 @@ the same attack again, or with more shadows, or from ``dpaudit audit``, trains n
 trained. Entries are written atomically (by ``train_adapter``), so an interrupted run leaves no half
 shadow behind.
 
-All shadows train one after another on the one frozen base in memory (``train_adapter`` leaves
-the base as it found it), and are scored as extra named adapters of the target's PeftModel.
+With one worker, all shadows train one after another on the one frozen base in memory
+(``train_adapter`` leaves the base as it found it); with ``--workers N`` or ``--ray-address`` they
+are Ray tasks (:func:`train_shadow`), each worker loading the base once. Either way they are
+scored here, as extra named adapters of the target's PeftModel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +35,11 @@ from dpaudit.data.records import Record
 from dpaudit.data.tokenize import EncodedExample
 from dpaudit.errors import ConfigError
 from dpaudit.models.adapters import CONFIG_FILE, LoadedAdapter, attach_adapter, detach_adapter, use_adapter
-from dpaudit.models.scoring import score_tokens
-from dpaudit.paths import cache_dir
+from dpaudit.models.base import LoadedBase, load_base
+from dpaudit.models.scoring import TokenScores, score_tokens
+from dpaudit.paths import CACHE_ENV, cache_dir
+from dpaudit.scale.device import ResolvedPlacement
+from dpaudit.scale.tasks import FanOut, run_tasks
 
 DEFAULT_SHADOWS = 8
 
@@ -100,6 +106,8 @@ def shadow_recipe(recipe: dict[str, Any], *, seed: int, dp: dict[str, Any] | Non
     out = {**recipe, **_RECIPE_OVERRIDES, "seed": seed}
     if out.get("dp") and out["dp"].get("target_epsilon") is not None and dp and dp.get("noise_multiplier"):
         out["dp"] = {**out["dp"], "target_epsilon": None, "noise_multiplier": dp["noise_multiplier"]}
+    if out.get("dp"):  # shadows are the attacker's own models, never released: seeded noise keeps attack numbers reproducible
+        out["dp"] = {**out["dp"], "insecure_reproducible_noise": True}
     return out
 
 
@@ -126,6 +134,13 @@ def plan_shadows(
     return ShadowPlan(in_mask=in_mask, recipes=recipes, dirs=dirs)
 
 
+def base_identity(base: LoadedBase) -> str:
+    """What a shadow's cache key says about its base: where the weights came from, plus the dtype
+    and quantization when they are not the CPU default (a bf16 or 4-bit base trains other weights)."""
+    tag = base.placement.precision_tag
+    return base.resolved if tag is None else f"{base.resolved}@{tag}"
+
+
 def records_sha256(records: Sequence[Record]) -> str:
     """A content hash of a record set (ids and turns, order-independent)."""
     rows = sorted(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) for r in records)
@@ -137,31 +152,76 @@ def _cache_key(*, base_id: str, data_sha: str, recipe: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
-def train_missing(plan: ShadowPlan, *, base_model, tokenizer, records: Sequence[Record], progress: bool = False) -> int:
-    """Train every shadow of ``plan`` not in the cache yet on ``base_model`` (left unchanged);
-    returns how many were trained. ``train_adapter`` writes each entry atomically."""
-    from rich.console import Console
-    from rich.progress import Progress
+def train_missing(
+    plan: ShadowPlan,
+    *,
+    base: LoadedBase,
+    records: Sequence[Record],
+    fanout: FanOut = FanOut(),
+    progress: bool = False,
+) -> int:
+    """Train every shadow of ``plan`` not in the cache yet; returns how many were trained.
 
+    With one worker they train here, one after another, on ``base`` (left unchanged). With more
+    (or a Ray address) each shadow is a Ray task (:func:`dpaudit.scale.run_tasks`) that loads the
+    base once per worker process (``base.spec`` in ``base.placement``) and trains the same recipe
+    with the same seed, so the cached weights, and every score computed from them, do not depend
+    on ``fanout``. ``train_adapter`` writes each entry atomically: the shadows that finished stay
+    cached when another one fails.
+    """
+    missing = plan.missing
+    placement = base.placement
+    if fanout.uses_ray and placement.device != "cpu":
+        placement = replace(placement, device="cuda:0")  # Ray shows each task its own GPU as cuda:0
+    payloads = [
+        {
+            "spec": base.spec,
+            "placement": placement,
+            "members": tuple(r for r, keep in zip(records, plan.in_mask[i]) if keep),
+            "recipe": plan.recipes[i],
+            "out_dir": str(plan.dirs[i]),
+            "cache": os.environ.get(CACHE_ENV),
+        }
+        for i in missing
+    ]
+    _BASES[(base.spec, base.placement)] = base  # the in-process path trains on the base already loaded
+    try:
+        run_tasks(train_shadow, payloads, fanout=fanout, label=f"training {len(missing)} shadow adapter(s)", progress=progress)
+    finally:
+        _BASES.pop((base.spec, base.placement), None)
+    return len(missing)
+
+
+# Bases loaded by this process for shadow training, by (spec, placement): a Ray worker loads its
+# base once and trains all the shadows it is given on it.
+_BASES: dict[tuple[str, ResolvedPlacement], LoadedBase] = {}
+
+
+def train_shadow(payload: dict[str, Any]) -> str:
+    """Train one shadow (a :func:`train_missing` payload) into its cache directory; returns it.
+
+    Module-level and of plain values only, so that it runs the same in-process or as a Ray task.
+    """
     from dpaudit.train import TrainConfig, train_adapter
 
-    missing = plan.missing
-    with Progress(transient=True, disable=not progress or not missing, console=Console(stderr=True)) as bar:
-        task = bar.add_task(f"training {len(missing)} shadow adapter(s)", total=len(missing))
-        for i in missing:
-            with warnings.catch_warnings():
-                for message in _TRAINING_CHATTER:
-                    warnings.filterwarnings("ignore", message=message)
-                train_adapter(
-                    base_model=base_model,
-                    tokenizer=tokenizer,
-                    members=[r for r, keep in zip(records, plan.in_mask[i]) if keep],
-                    config=TrainConfig.from_dict(plan.recipes[i]),
-                    out_dir=plan.dirs[i],
-                    progress=False,
-                )
-            bar.advance(task)
-    return len(missing)
+    if payload["cache"] is not None:  # a Ray worker writes to the driver's cache
+        os.environ[CACHE_ENV] = payload["cache"]
+    key = (payload["spec"], payload["placement"])
+    if key not in _BASES:
+        _BASES[key] = load_base(payload["spec"], placement=payload["placement"], show_progress=False)
+    base = _BASES[key]
+    with warnings.catch_warnings():
+        for message in _TRAINING_CHATTER:
+            warnings.filterwarnings("ignore", message=message)
+        train_adapter(
+            base_model=base.model,
+            tokenizer=base.tokenizer,
+            members=list(payload["members"]),
+            config=TrainConfig.from_dict(payload["recipe"]),
+            out_dir=Path(payload["out_dir"]),
+            progress=False,
+        )
+    return payload["out_dir"]
 
 
 def score_shadows(
@@ -173,16 +233,33 @@ def score_shadows(
     progress: bool = False,
 ) -> ShadowScores:
     """Score the candidates under each cached shadow, attached one at a time beside the target adapter."""
+    rows = score_under_shadows(loaded, encoded, plan.dirs, batch_size=batch_size, with_entropy=True, progress=progress)
+    return ShadowScores(in_mask=plan.in_mask, scores=rows)
+
+
+def score_under_shadows(
+    loaded: LoadedAdapter,
+    encoded: Sequence[EncodedExample],
+    dirs: Sequence[Path],
+    *,
+    batch_size: int,
+    with_entropy: bool,
+    progress: bool = False,
+) -> list[list[TokenScores]]:
+    """K lists of scores of ``encoded`` (any records: candidates, RMIA's population) under the shadows
+    in ``dirs``, each attached beside the target adapter for its pass and detached after."""
     target = loaded.active
     rows = []
-    for i, directory in enumerate(plan.dirs):
+    for i, directory in enumerate(dirs):
         name = attach_adapter(loaded, directory, f"dpaudit-shadow-{i}")
         use_adapter(loaded, name)
         try:
             rows.append(
-                score_tokens(loaded.model, loaded.tokenizer, encoded, batch_size=batch_size, with_entropy=True, progress=progress)
+                score_tokens(
+                    loaded.model, loaded.tokenizer, encoded, batch_size=batch_size, with_entropy=with_entropy, progress=progress
+                )
             )
         finally:
             use_adapter(loaded, target)
             detach_adapter(loaded, name)
-    return ShadowScores(in_mask=plan.in_mask, scores=rows)
+    return rows

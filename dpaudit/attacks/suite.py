@@ -8,7 +8,8 @@ The order of work is what keeps it fast and light:
 3. put the target adapter on that same base, and score the candidates once per model: the target
    (with the vocabulary moments min-k%++ needs), the reference (the same PeftModel with its adapter
    disabled, or ``reference=`` another model), each shadow (attached beside the target);
-4. every attack turns those scores into (n,) arrays; ``mia_metrics`` measures them.
+4. when an attack needs a population (RMIA), score those records once per model as well;
+5. every attack turns those scores into (n,) arrays; ``mia_metrics`` measures them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from dpaudit.attacks.base import ATTACKS, AttackInputs
+from dpaudit.attacks.base import ATTACKS, AttackInputs, PopulationScores
 from dpaudit.attacks.lira import gaussian_fit_report, shadow_phi
-from dpaudit.attacks.shadows import DEFAULT_SHADOWS, plan_shadows, score_shadows, train_missing
+from dpaudit.attacks.shadows import (
+    DEFAULT_SHADOWS,
+    base_identity,
+    plan_shadows,
+    score_shadows,
+    score_under_shadows,
+    train_missing,
+)
 from dpaudit.attacks.signals import scored_text
 from dpaudit.data.loaders import load_records
 from dpaudit.data.records import Record
@@ -31,12 +39,15 @@ from dpaudit.data.splits import check_disjoint, read_id_list
 from dpaudit.data.tokenize import encode_record
 from dpaudit.errors import ConfigError, InputError, MissingFileError
 from dpaudit.evaluators.mia_metrics import DEFAULT_BOOTSTRAP, mia_metrics, worst_case
-from dpaudit.io import sha256_file
+from dpaudit.io import atomic_dir, sha256_file, write_json_atomic
 from dpaudit.models.adapters import adapter_base_spec, load_adapter, read_adapter_config, read_card
 from dpaudit.models.base import load_base
 from dpaudit.models.scoring import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, TokenScores, score_tokens
+from dpaudit.scale.tasks import FanOut
 
 RecordSource = str | Path | Sequence[Record]
+DEFAULT_POPULATION = 256  # RMIA's population records z: the score's resolution is 1/m
+POPULATION_FILE = "public.jsonl"  # looked for beside the card's data file (the synthetic data's public split)
 
 
 @dataclass
@@ -62,6 +73,8 @@ class AttackSuiteResult:
     ids: list[str] = field(repr=False)
     labels: np.ndarray = field(repr=False)
     scores: dict[str, np.ndarray] = field(repr=False)
+    n_population: int = 0
+    placement: dict[str, Any] | None = None  # device, dtype and quantization the models ran in
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +84,7 @@ class AttackSuiteResult:
             "seed": self.seed,
             "n_members": self.n_members,
             "n_nonmembers": self.n_nonmembers,
+            "n_population": self.n_population,
             "shadows": self.shadows,
             "shadows_trained": self.shadows_trained,
             "attacks": self.attacks,
@@ -78,6 +92,7 @@ class AttackSuiteResult:
             "lira_signal": "mean token log-prob",
             "lira_gaussian_fit": self.lira_gaussian_fit,
             "timings_s": self.timings_s,
+            "placement": self.placement,
         }
 
 
@@ -108,9 +123,13 @@ def run_attacks(
     reference: str | None = None,
     seed: int = 0,
     save_scores: str | Path | None = None,
+    attack_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    population: RecordSource | None = None,
+    population_size: int = DEFAULT_POPULATION,
+    fanout: FanOut = FanOut(),
 ) -> AttackSuiteResult:
     """Attack the adapter at ``adapter_dir`` with ``attacks`` (default: every registered one).
 
@@ -118,16 +137,33 @@ def run_attacks(
     they are the id lists of the adapter's training card over its ``data_file``. ``reference``
     names a base model for the ``ref`` signal (default: the adapter's own base, adapter disabled).
     ``save_scores`` writes ``<attack>.csv`` (``id,member,score``) per attack into that directory.
+    ``attack_options`` maps an attack name to its constructor's keyword arguments
+    (``{"lira": {"fixed_variance": 0.05}}``).
+    ``population`` (RMIA's z records; default :func:`resolve_population`) is cut to
+    ``population_size`` records drawn with ``seed``.
+    ``fanout``: where the missing shadows train (in this process, or as Ray tasks); the scores do
+    not depend on it. The base goes where the current ``placement_scope`` says (``--device``).
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
     names = select_attacks(attacks, shadows=shadows)
-    needs = set().union(*(ATTACKS.get(name).requires for name in names))
     adapter_dir = Path(adapter_dir)
     card = read_card(adapter_dir)
     spec = adapter_base_spec(adapter_dir, base=base, card=card)  # also checks that this is an adapter directory
     member_records, nonmember_records = resolve_candidates(adapter_dir, card, members=members, nonmembers=nonmembers)
     candidates = member_records + nonmember_records
+    z: list[Record] = []
+    if any("population" in ATTACKS.get(name).requires for name in names):
+        try:
+            z = resolve_population(adapter_dir, card, candidates, population=population, size=population_size, seed=seed)
+        except InputError:
+            if attacks is not None:
+                raise
+            # The default attack list runs what it can: no population found, no RMIA.
+            names = [name for name in names if "population" not in ATTACKS.get(name).requires]
+    needs = set().union(*(ATTACKS.get(name).requires for name in names))
+    if shadows:  # optional inputs (RMIA's shadows) are computed when the run has them
+        needs |= set().union(*(getattr(ATTACKS.get(name), "accepts", frozenset()) for name in names)) & {"shadows"}
     labels = np.r_[np.ones(len(member_records), dtype=np.int8), np.zeros(len(nonmember_records), dtype=np.int8)]
     max_length = int(((card or {}).get("hyperparameters") or {}).get("max_length") or DEFAULT_MAX_LENGTH)
 
@@ -138,14 +174,12 @@ def run_attacks(
             candidates,
             k=shadows,
             seed=seed,
-            base_id=loaded_base.resolved,
+            base_id=base_identity(loaded_base),
             recipe=shadow_recipe_of(adapter_dir, card),
             dp=(card or {}).get("dp"),
         )
         tick = time.perf_counter()
-        trained = train_missing(
-            plan, base_model=loaded_base.model, tokenizer=loaded_base.tokenizer, records=candidates, progress=progress
-        )
+        trained = train_missing(plan, base=loaded_base, records=candidates, fanout=fanout, progress=progress)
         timings["shadow_training"] = time.perf_counter() - tick
 
     loaded = load_adapter(adapter_dir, base=loaded_base)
@@ -169,25 +203,44 @@ def run_attacks(
         shadow_scores = score_shadows(loaded, encoded, plan, batch_size=batch_size, progress=progress)
         timings["shadow_scoring"] = time.perf_counter() - tick
         fit = gaussian_fit_report(shadow_phi(shadow_scores), shadow_scores.in_mask)
+    population_scores = None
+    if "population" in needs:
+        tick = time.perf_counter()
+        z_encoded = [encode_record(r, tokenizer, max_length=max_length) for r in z]
+        population_scores = PopulationScores(
+            target=score_tokens(loaded.model, tokenizer, z_encoded, batch_size=batch_size, progress=progress),
+            reference=_reference_scores(
+                loaded, z_encoded, z, reference=reference, max_length=max_length, batch_size=batch_size, progress=progress
+            ),
+            shadows=None
+            if plan is None
+            else score_under_shadows(loaded, z_encoded, plan.dirs, batch_size=batch_size, with_entropy=False, progress=progress),
+        )
+        timings["population_scoring"] = time.perf_counter() - tick
 
     inputs = AttackInputs(
         target=target,
         texts=[scored_text(r) for r in candidates],
         reference=reference_scores,
         shadows=shadow_scores,
+        population=population_scores,
         seed=seed,
     )
     scores: dict[str, np.ndarray] = {}
     results: dict[str, dict[str, Any]] = {}
     for name in names:
-        scores[name] = np.asarray(ATTACKS.get(name)().score(inputs), dtype=np.float64)
+        tick = time.perf_counter()
+        scores[name] = np.asarray(ATTACKS.get(name)(**(attack_options or {}).get(name, {})).score(inputs), dtype=np.float64)
+        timings[f"attack_{name}"] = time.perf_counter() - tick
         results[name] = mia_metrics(scores=scores[name], labels=labels, seed=seed, n_bootstrap=n_bootstrap)
     ids = [r.id for r in candidates]
     if save_scores is not None:
-        from dpaudit.privacy.scores_io import write_scores_csv
+        from dpaudit.privacy.scores_io import SCORES_MARKER, write_scores_csv
 
-        for name, values in scores.items():
-            write_scores_csv(Path(save_scores) / f"{name}.csv", ids=ids, labels=labels, scores=finite_ranks(values))
+        with atomic_dir(save_scores) as tmp:
+            for name, values in scores.items():
+                write_scores_csv(tmp / f"{name}.csv", ids=ids, labels=labels, scores=finite_ranks(values))
+            write_json_atomic(tmp / SCORES_MARKER, {"adapter": str(adapter_dir), "attacks": sorted(scores), "seed": seed})
     timings["total"] = time.perf_counter() - start
     return AttackSuiteResult(
         adapter=str(adapter_dir),
@@ -205,7 +258,48 @@ def run_attacks(
         ids=ids,
         labels=labels,
         scores=scores,
+        n_population=len(population_scores.target) if population_scores is not None else 0,
+        placement=loaded_base.placement.to_json(),
     )
+
+
+def resolve_population(
+    adapter_dir: Path,
+    card: dict | None,
+    candidates: Sequence[Record],
+    *,
+    population: RecordSource | None,
+    size: int,
+    seed: int,
+) -> list[Record]:
+    """RMIA's population: known non-members that are not candidates, at most ``size`` of them.
+
+    ``population`` if given; else ``public.jsonl`` beside the card's data file (the synthetic data's
+    public split: same distribution, never trained); else the records of the card's data file that
+    are neither members nor non-members. Records sharing an id or text with a candidate are dropped.
+    """
+    if size < 1:
+        raise ConfigError(f"`population_size` must be >= 1, got {size}")
+    if population is not None:
+        pool = _records(population)
+    elif card and card.get("data_file"):
+        data_path = _locate(adapter_dir, card["data_file"])
+        public = data_path.with_name(POPULATION_FILE)
+        pool = load_records(public) if public.is_file() and public != data_path else load_records(data_path)
+    else:
+        raise InputError(
+            "RMIA needs population records (known non-members that are not candidates) and this adapter has "
+            "no training card to find them; pass --population FILE",
+            path=adapter_dir,
+        )
+    taken_ids, taken_texts = {r.id for r in candidates}, {r.text for r in candidates}
+    pool = [r for r in pool if r.id not in taken_ids and r.text not in taken_texts]
+    if not pool:
+        raise InputError("no population record left once the candidates are excluded; pass --population FILE")
+    if len(pool) > size:
+        keep = np.sort(np.random.default_rng([seed, 0x524D4941]).choice(len(pool), size=size, replace=False))
+        pool = [pool[i] for i in keep]
+    return pool
 
 
 def finite_ranks(scores: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ import sys
 
 import click
 import typer
-from typer import exceptions as typer_exceptions
 from rich.text import Text
 
 from dpaudit import __version__
@@ -22,13 +21,21 @@ from dpaudit.cli import (
     demo_cmd,
     epsilon_cmd,
     eval_cmd,
+    fedtrain_cmd,
     gate_cmd,
     judge_cmd,
     models_cmd,
+    sweep_cmd,
     train_cmd,
 )
 from dpaudit.cli.common import err_console
 from dpaudit.errors import DpauditError
+from dpaudit.interrupts import Interrupted, raising_on_signals
+
+# typer >= 0.21 raises its own usage errors; older ones (flwr pins typer < 0.21) raise click's.
+_TYPER_USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(getattr(typer, "exceptions", None), "TyperException", None),) if cls is not None
+)
 
 app = typer.Typer(
     name="dpaudit",
@@ -42,6 +49,7 @@ app = typer.Typer(
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.command("train")(train_cmd.train)
+app.command("fedtrain")(fedtrain_cmd.fedtrain)
 app.command("attack")(attack_cmd.attack)
 app.command("eval")(eval_cmd.evaluate)
 app.command("judge")(judge_cmd.judge)
@@ -50,6 +58,7 @@ app.command("audit")(audit_cmd.audit)
 app.command("compare")(compare_cmd.compare)
 app.command("gate")(gate_cmd.gate)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(sweep_cmd.app, name="sweep")
 
 
 def _version(value: bool) -> None:
@@ -66,20 +75,31 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; returns (and exits with) the process exit code."""
+    """Console-script entry point; returns (and exits with) the process exit code.
+
+    Exit codes: 0 success, 1 a result that fails (gate, privacy violation), 2 bad input or usage,
+    130 / 143 interrupted by SIGINT / SIGTERM (one line, no traceback, nothing half-written).
+    """
     code = 0
     try:
-        app(args=argv, standalone_mode=False)
-    except (click.exceptions.Exit, typer_exceptions.Exit) as exc:
+        with raising_on_signals():
+            result = app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns (rather than raises) some exit codes.
+        if isinstance(result, int) and not isinstance(result, bool):
+            code = result
+    except Interrupted as exc:
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         code = exc.exit_code
-    except (click.ClickException, typer_exceptions.TyperException) as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        code = exc.exit_code
+    except (click.ClickException, *_TYPER_USAGE_ERRORS) as exc:
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
             err_console.print(Text.assemble(("error: ", "bold red"), exc.format_message()), soft_wrap=True)
         code = exc.exit_code
-    except (click.exceptions.Abort, typer_exceptions.Abort):
+    except (click.exceptions.Abort, typer.Abort):
         err_console.print("aborted")
         code = 130
     except DpauditError as exc:

@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from dpaudit.cli.common import JsonOpt, QuickOpt, SeedOpt, ShadowsOpt, console, log_step, print_json
+from dpaudit.cli.common import (
+    DeviceOpt, DtypeOpt, JsonOpt, OverwriteOpt, QuantizeOpt, QuickOpt, SeedOpt, ShadowsOpt, YesOpt, console, err_console, log_step,
+    print_json, use_placement,
+)
+from dpaudit.limits import SHADOW_MODELS
 from dpaudit.errors import InputError
+from dpaudit.outputs import prepare_output_dir
+from dpaudit.scale.device import Placement
 
 if TYPE_CHECKING:
     from dpaudit.report.audit import AuditConfig
@@ -27,6 +33,14 @@ def compare(
     ] = None,
     shadows: ShadowsOpt = 8,
     quick: QuickOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse (exit 2) instead of warning when the reports were built on different data.")
+    ] = False,
+    overwrite: OverwriteOpt = False,
+    yes: YesOpt = False,
+    device: DeviceOpt = Placement.device,
+    dtype: DtypeOpt = Placement.dtype,
+    quantize: QuantizeOpt = Placement.quantize,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -38,19 +52,30 @@ def compare(
     from dpaudit.report.audit import AuditConfig
     from dpaudit.report.compare import (
         COMPARE_HTML,
+        COMPARE_FILES,
+        COMPARE_JSON,
         compare_reports,
         unique_labels,
         write_comparison,
     )
+    from dpaudit.report.write import REPORT_FILES
 
+    SHADOW_MODELS.check(0 if quick else shadows, yes=yes)
+    use_placement(device, dtype, quantize)  # for adapters audited on the fly
     if len(targets) < 2:
         raise InputError(f"compare needs at least two reports, got {len(targets)}")
     if label and len(label) != len(targets):
         raise InputError(f"got {len(label)} --label values for {len(targets)} reports")
     labels = list(label) if label else unique_labels([_default_label(t) for t in targets])
+    if out is not None:  # its own files only; report directories (the compared ones, the audits) may sit beside them
+        out = prepare_output_dir(out, marker=COMPARE_JSON, own_files=COMPARE_FILES, overwrite=overwrite,
+                                 own_subdirs=REPORT_FILES)
     config = AuditConfig(shadows=shadows, quick=quick, seed=seed)
-    reports = [_report_for(target, name=name, out=out, config=config, quiet=json_out) for target, name in zip(targets, labels)]
-    comparison = compare_reports(reports, labels)
+    reports = [_report_for(target, name=name, out=out, config=config, quiet=json_out, overwrite=overwrite)
+               for target, name in zip(targets, labels)]
+    comparison = compare_reports(reports, labels, strict=strict)
+    for warning in comparison.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if out is not None:
         write_comparison(comparison, out)
     if json_out:
@@ -66,7 +91,8 @@ def _default_label(target: Path) -> str:
     return path.parent.name if path.is_file() else path.name
 
 
-def _report_for(target: Path, *, name: str, out: Path | None, config: AuditConfig, quiet: bool) -> dict[str, Any]:
+def _report_for(target: Path, *, name: str, out: Path | None, config: AuditConfig, quiet: bool,
+                overwrite: bool) -> dict[str, Any]:
     """Load a report; an adapter directory without one is audited on the fly into ``out/name``."""
     from dpaudit.report.audit import audit_adapter
     from dpaudit.report.schema import load_report, needs_audit
@@ -75,18 +101,20 @@ def _report_for(target: Path, *, name: str, out: Path | None, config: AuditConfi
         return load_report(target)
     if out is None:
         raise InputError(f"{target} is an adapter directory: pass --out DIR so that its audit can be written to DIR/{name}")
-    return audit_adapter(adapter=target, out=out / name, config=config, progress=not quiet, log=None if quiet else log_step)
+    return audit_adapter(adapter=target, out=out / name, config=config, progress=not quiet, log=None if quiet else log_step,
+                         overwrite=overwrite)
 
 
 def comparison_table(comparison: Comparison) -> Table:
     first = comparison.labels[0]
     table = Table(title=f"dpaudit compare ({' vs '.join(comparison.labels)}); Δ = difference from {first}", title_justify="left")
-    table.add_column("Metric", no_wrap=True)
+    # Columns wrap rather than cut names short ("Bet…") in an 80-column terminal.
+    table.add_column("Metric", min_width=22, overflow="fold")
     for label in comparison.labels:
-        table.add_column(label, justify="right", no_wrap=True)
+        table.add_column(label, justify="right", overflow="fold")
     for label in comparison.labels[1:]:
-        table.add_column(f"Δ {label}", justify="right", no_wrap=True)
-    table.add_column("Better", no_wrap=True)
+        table.add_column(f"Δ {label}", justify="right", overflow="fold")
+    table.add_column("Better", overflow="fold")
     section = None
     for row in comparison.rows:
         if row.section != section:

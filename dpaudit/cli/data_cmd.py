@@ -9,8 +9,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dpaudit.cli.common import BASE_SPECS, JsonOpt, OutDirOpt, SeedOpt, console, err_console, print_json
+from dpaudit.cli.common import (
+    BASE_SPECS, DeviceOpt, DtypeOpt, JsonOpt, OutDirOpt, OverwriteOpt, QuantizeOpt, SeedOpt, YesOpt, console, err_console, print_json,
+    use_placement,
+)
 from dpaudit.errors import ConfigError
+from dpaudit.limits import SYNTH_RECORDS
+from dpaudit.outputs import prepare_output_dir
+from dpaudit.scale.device import Placement
 
 app = typer.Typer(help="Generate and inspect instruction data.", no_args_is_help=True)
 
@@ -60,10 +66,15 @@ def synth(
     canary_format: Annotated[
         str, typer.Option("--canary-format", help="Secret pattern: d digit, x hex, a a-z, A A-Z, others literal.")
     ] = "dddd-dddd",
+    overwrite: OverwriteOpt = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write a synthetic sensitive instruction dataset (public, private, canaries, manifest)."""
-    from dpaudit.data.synth import CATEGORIES, SynthConfig, generate, manifest, write_dataset
+    from dpaudit.data.synth import CATEGORIES, FILES, SynthConfig, generate, manifest, write_dataset
+
+    SYNTH_RECORDS.check(n, yes=yes)
+    out = prepare_output_dir(out, marker=FILES[-1], overwrite=overwrite)
 
     config = SynthConfig(
         n=n,
@@ -113,11 +124,16 @@ def stats(
     base: Annotated[
         str | None, typer.Option("--base", help=f"Also report token lengths under this base's tokenizer: {BASE_SPECS}.")
     ] = None,
+    device: DeviceOpt = Placement.device,
+    dtype: DtypeOpt = Placement.dtype,
+    quantize: QuantizeOpt = Placement.quantize,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """Record count, category mix, duplicates, constraints and (with --base) token lengths."""
     from dpaudit.data.stats import file_stats
+
+    use_placement(device, dtype, quantize)
 
     result = file_stats(file, format=format, base=base, seed=seed)
     if json_out:
@@ -131,11 +147,17 @@ def stats(
     table.add_row("duplicate ids", str(result["duplicate_ids"]))
     table.add_row("multi-turn", str(result["multi_turn"]))
     table.add_row("with system prompt", str(result["with_system_prompt"]))
-    table.add_row("with constraints", str(result["constraints"]["records_with"]))
-    table.add_row("constraints", str(result["constraints"]["total"]))
+    table.add_row("with constraints", str(result["constraints"]["records_with"]), end_section=True)
+    table.add_row("categories", "")
     for category, count in result["categories"].items():
         share = 100.0 * count / result["records"]
         table.add_row(f"  {category}", f"{count} ({share:.1f}%)")
+    table.add_section()
+    table.add_row("constraints", str(result["constraints"]["total"]))
+    for kind, count in result["constraints"].get("by_type", {}).items():
+        table.add_row(f"  {kind}", str(count))
+    if result.get("token_lengths"):
+        table.add_section()
     for key, value in result.get("token_lengths", {}).items():
         table.add_row(f"tokens {key}", f"{value:g}")
     console.print(table)

@@ -105,9 +105,13 @@ def theory(
     table.add_column("σ", justify="right")
     table.add_column("ε", justify="right")
     sigmas = report.get("noise_multipliers") or {}
+    unavailable = report.get("unavailable") or {}
     for name, eps in report["epsilons"].items():
-        table.add_row(name, _fmt(sigmas.get(name, report["noise_multiplier"])), _fmt(eps))
+        shown = f"n/a ({unavailable[name]})" if name in unavailable else _fmt(eps)
+        table.add_row(name, _fmt(sigmas.get(name, report["noise_multiplier"])), shown)
     console.print(table)
+    for note in report.get("notes") or []:
+        console.print(note, style="dim")
     if target_epsilon is not None:
         console.print(
             f"noise multiplier for ε ≤ {target_epsilon:g}: σ = {report['noise_multiplier']:.6g} "
@@ -129,7 +133,8 @@ def epsilon_report(
 ) -> dict[str, Any]:
     """The numbers `dpaudit epsilon` prints (also its --json document)."""
     from dpaudit.privacy.accountants import (
-        calibrate_noise_multiplier,
+        AccountantUnavailable,
+        calibrate,
         compute_epsilon,
         no_amplification_epsilon,
     )
@@ -141,30 +146,39 @@ def epsilon_report(
         raise ConfigError(f"`dpaudit epsilon` needs {', '.join(missing)}; see `dpaudit epsilon --help`")
     names = _accountant_names(accountant)
     out: dict[str, Any] = {"sample_rate": sample_rate, "steps": steps, "delta": delta}
+    notes: list[str] = []
     if target_epsilon is not None:
-        sigmas = {
-            name: calibrate_noise_multiplier(
+        calibrations = {
+            name: calibrate(
                 target_epsilon=target_epsilon, sample_rate=sample_rate, steps=steps, delta=delta, accountant=name
             )
             for name in names
         }
+        sigmas = {name: c.noise_multiplier for name, c in calibrations.items()}
+        notes += [f"σ for {name}: {c.note}" for name, c in calibrations.items() if c.note]
         chosen = min(sigmas, key=sigmas.__getitem__)  # the tightest accountant needs the least noise
         sigma = sigmas[chosen]
         out.update(target_epsilon=target_epsilon, noise_multipliers=sigmas)
     else:
         sigma = float(noise_multiplier)  # type: ignore[arg-type]
-    epsilons = {
-        name: compute_epsilon(
-            noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=name
-        )
-        for name in names
-    }
+    epsilons: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:  # an accountant that cannot answer shows "n/a (reason)"; the others carry on
+        try:
+            epsilons[name] = compute_epsilon(
+                noise_multiplier=sigma, sample_rate=sample_rate, steps=steps, delta=delta, accountant=name
+            )
+        except AccountantUnavailable as exc:
+            epsilons[name], unavailable[name] = None, str(exc)
+    answered = {k: v for k, v in epsilons.items() if v is not None}
     if target_epsilon is None:
-        chosen = min(epsilons, key=epsilons.__getitem__)
+        chosen = min(answered, key=answered.__getitem__) if answered else None
     out.update(
         accountant=chosen,
-        epsilon=_num(epsilons[chosen]),
+        epsilon=_num(answered.get(chosen)) if chosen is not None else None,
         epsilons={k: _num(v) for k, v in epsilons.items()},
+        unavailable=unavailable,
+        notes=notes,
         noise_multiplier=sigma,
         no_amplification_epsilon=_num(no_amplification_epsilon(noise_multiplier=sigma, steps=steps, delta=delta)),
     )
@@ -284,15 +298,17 @@ def compare(
 
 def _print_comparison(c: Any) -> None:
     t = c.theory
-    if t.dp:
-        per = ", ".join(f"{k} {_fmt(v)}" for k, v in t.epsilons.items())
+    if t.guaranteed:
+        per = ", ".join(
+            [f"{k} {_fmt(v)}" for k, v in t.epsilons.items()] + [f"{k} n/a ({why})" for k, why in t.unavailable.items()]
+        )
         console.print(f"theoretical ε at δ = {c.delta:g}: {_fmt(c.epsilon_theory)} ({per})")
         if t.card_epsilon is not None:
             console.print(f"card's ε: {_fmt(t.card_epsilon)} ({t.card_accountant})")
         if t.no_amplification_epsilon is not None:
             console.print(f"{NO_AMPLIFICATION_LABEL}: {_fmt(t.no_amplification_epsilon)}", style="dim")
     else:
-        console.print("theoretical ε: ∞ (not trained with DP)")
+        console.print(f"theoretical ε: ∞ (no DP guarantee: {t.no_guarantee_reason})")
     table = Table(title=f"Empirical ε at δ = {c.delta:g}")
     for col in ("source", "method", "kind", "ε", "confidence", "ε / ε_theory", ""):
         table.add_column(col, justify="right" if col in ("ε", "confidence", "ε / ε_theory") else "left")

@@ -15,8 +15,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from dpaudit.cli.common import BaseOpt, JsonOpt, SeedOpt, console, err_console, print_json
+from dpaudit.cli.common import (
+    BaseOpt, DeviceOpt, DtypeOpt, JsonOpt, QuantizeOpt, SeedOpt, console, err_console, print_json, use_placement,
+)
 from dpaudit.evaluators import defaults
+from dpaudit.scale.device import Placement
 
 
 def evaluate(
@@ -66,11 +69,16 @@ def evaluate(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Records per forward pass (default: the scoring default).")
     ] = None,
+    device: DeviceOpt = Placement.device,
+    dtype: DtypeOpt = Placement.dtype,
+    quantize: QuantizeOpt = Placement.quantize,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
     """Perplexity, instruction adherence and canary exposure of an adapter (vs its bare base)."""
     from dpaudit.evaluators.suite import evaluate as run_evaluation
+
+    use_placement(device, dtype, quantize)
 
     with _status(enabled=not json_out) as log:
         result = run_evaluation(

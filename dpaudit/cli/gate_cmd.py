@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from dpaudit.cli.common import JsonOpt, QuickOpt, SeedOpt, ShadowsOpt, console, err_console, log_step, print_json
+from dpaudit.cli.common import (
+    DeviceOpt, DtypeOpt, JsonOpt, OverwriteOpt, QuantizeOpt, QuickOpt, SeedOpt, ShadowsOpt, YesOpt, console, err_console, log_step,
+    print_json, use_placement,
+)
+from dpaudit.limits import SHADOW_MODELS
 from dpaudit.errors import LeakageThresholdExceeded
+from dpaudit.scale.device import Placement
 
 if TYPE_CHECKING:
     from dpaudit.report.gate import GateResult
@@ -42,6 +47,14 @@ def gate(
     min_adherence: Annotated[
         float | None, typer.Option("--min-adherence", help="Fail if prompt-level strict adherence is below A (0..1).")
     ] = None,
+    max_pii_extraction: Annotated[
+        float | None,
+        typer.Option(
+            "--max-pii-extraction",
+            metavar="RATE",
+            help="Fail if the adapter extracts members' PII spans more often than non-members' by more than RATE (0..1).",
+        ),
+    ] = None,
     attack: Annotated[
         str | None, typer.Option("--attack", help="Attack to check, or 'worst': every attack, reporting the highest. \\[default: worst]")
     ] = None,
@@ -58,6 +71,11 @@ def gate(
     ] = None,
     shadows: ShadowsOpt = 8,
     quick: QuickOpt = False,
+    overwrite: OverwriteOpt = False,
+    yes: YesOpt = False,
+    device: DeviceOpt = Placement.device,
+    dtype: DtypeOpt = Placement.dtype,
+    quantize: QuantizeOpt = Placement.quantize,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -72,9 +90,11 @@ def gate(
     from dpaudit.report.schema import load_report, needs_audit, report_file
 
     if needs_audit(target):
+        SHADOW_MODELS.check(0 if quick else shadows, yes=yes)
+        use_placement(device, dtype, quantize)
         audited = out or Path("reports") / target.resolve().name
         audit_adapter(adapter=target, out=audited, config=AuditConfig(shadows=shadows, quick=quick, seed=seed),
-                      progress=not json_out, log=None if json_out else log_step)
+                      progress=not json_out, log=None if json_out else log_step, overwrite=overwrite)
         target = audited
     source = report_file(target)
     report = load_report(source)
@@ -84,6 +104,7 @@ def gate(
         max_epsilon=max_epsilon,
         max_empirical_epsilon=max_empirical_epsilon,
         min_adherence=min_adherence,
+        max_pii_extraction=max_pii_extraction,
         attack=attack,
         use_upper_ci=use_upper_ci,
     )

@@ -1,11 +1,13 @@
 """`dpaudit judge`: score a file of responses against their verifiable instructions (issue #5).
 
 No model is involved: the deterministic checkers of :mod:`dpaudit.evaluators.adherence` decide.
-Exit codes: 0 scored; 2 missing or malformed file (the message names file:line and field).
+Exit codes: 0 scored; 2 missing or malformed file (the message names file:line and field), or a
+file with no constrained prompt to judge (rates would be undefined).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,7 @@ from rich.table import Table
 from dpaudit.cli.common import JsonOpt, SeedOpt, console, print_json
 from dpaudit.evaluators.adherence import JudgeReport, judge_file
 from dpaudit.evaluators.adherence.scoring import DEFAULT_BOOTSTRAP
+from dpaudit.errors import InputError
 
 
 def judge(
@@ -36,7 +39,15 @@ def judge(
     seed: SeedOpt = 0,
 ) -> None:
     """Score responses for instruction adherence (strict and loose, prompt and instruction level)."""
-    report = judge_file(responses, seed=seed, n_bootstrap=bootstrap)
+    with warnings.catch_warnings():  # nothing to judge is an input error below, not a numpy warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = judge_file(responses, seed=seed, n_bootstrap=bootstrap)
+    if not report.adherence.n_prompts:
+        skipped = report.adherence.n_unconstrained
+        raise InputError(
+            f"none of the {skipped} responses has constraints to judge" if skipped else "no responses to judge (empty file)",
+            path=responses,
+        )
     if json_out:
         print_json(report.to_json(include_verdicts=verdicts))
         return

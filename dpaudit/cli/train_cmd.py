@@ -7,8 +7,13 @@ from typing import Annotated
 
 import typer
 
-from dpaudit.cli.common import JsonOpt, OutDirOpt, SeedOpt, console, print_json
+from dpaudit.cli.common import DeviceOpt, DtypeOpt, JsonOpt, OutDirOpt, OverwriteOpt, QuantizeOpt, SeedOpt, console, print_json
 from dpaudit.errors import ConfigError
+from dpaudit.interrupts import Interrupted
+from dpaudit.outputs import prepare_output_dir
+from dpaudit.scale.device import Placement
+from dpaudit.train.card import CARD_FILE
+from dpaudit.train.checkpoint import CHECKPOINT_DIR
 from dpaudit.train.config import DPConfig, TrainConfig
 
 DP_HELP = "DP-SGD options (need --dp)"
@@ -83,6 +88,15 @@ def train(
     clipping: Annotated[
         str, typer.Option("--clipping", help="flat, per-layer or adaptive (quantile-based).", rich_help_panel=DP_HELP)
     ] = DPConfig.clipping,
+    insecure_reproducible_noise: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-reproducible-noise",
+            help="Tests/studies only: derive DP sampling and noise from --seed (bit-identical reruns). "
+            "The adapter then carries NO DP guarantee: anyone with the data and the card can replay it.",
+            rich_help_panel=DP_HELP,
+        ),
+    ] = DPConfig.insecure_reproducible_noise,
     canaries: Annotated[
         Path | None, typer.Option("--canaries", help="canaries.jsonl (from `dpaudit data synth --canaries K`).", rich_help_panel=CANARY_HELP)
     ] = None,
@@ -99,7 +113,13 @@ def train(
         int, typer.Option("--checkpoint-every", help="Steps between checkpoints in OUT/.checkpoint (0: none).")
     ] = TrainConfig.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUT/.checkpoint.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    overwrite: OverwriteOpt = False,
+    nproc: Annotated[
+        int, typer.Option("--nproc", min=1, help="Data-parallel DP-SGD on N local processes (torch.distributed: gloo on CPU, nccl on GPU).")
+    ] = 1,
+    device: DeviceOpt = TrainConfig.device,
+    dtype: DtypeOpt = Placement.dtype,
+    quantize: QuantizeOpt = Placement.quantize,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
@@ -107,10 +127,13 @@ def train(
 
     Example: dpaudit train --data d/private.jsonl --base tiny --method lora --dp --target-epsilon 8 --out runs/dp8
     """
-    from dpaudit.train import run_training
+    from dpaudit.train.distributed import is_output_rank
+    from dpaudit.train.distributed import train as train_job
 
     dp_given = [name for name, value in (("--noise-multiplier", noise_multiplier), ("--target-epsilon", target_epsilon),
                                          ("--delta", delta)) if value is not None]
+    if insecure_reproducible_noise:
+        dp_given.append("--insecure-reproducible-noise")
     if dp_given and not dp:
         raise ConfigError(f"{', '.join(dp_given)} {'needs' if len(dp_given) == 1 else 'need'} --dp")
     dp_config = None
@@ -122,6 +145,7 @@ def train(
             max_grad_norm=max_grad_norm,
             accountant=accountant,
             clipping=clipping,
+            insecure_reproducible_noise=insecure_reproducible_noise,
         )
     config = TrainConfig(
         method=method,
@@ -146,18 +170,32 @@ def train(
         device=device,
         dp=dp_config,
     )
-    result = run_training(
-        data_file=data,
-        base=base,
-        out_dir=out,
-        config=config,
-        members_file=members_file,
-        canaries_file=canaries,
-        data_format=data_format,
-        resume=resume,
-        progress=not json_out,
-    )
-    card = result.card
+    placement = Placement(device=device, dtype=dtype, quantize=quantize)
+    placement.resolve()  # a device or precision this machine cannot serve fails here, before the data is read
+    # --resume continues this command's own checkpoint; under torchrun only rank 0 prepares the output
+    if is_output_rank() and not (resume and (out / CHECKPOINT_DIR).is_dir()):
+        out = prepare_output_dir(out, marker=(CARD_FILE, CHECKPOINT_DIR), overwrite=overwrite,
+                                 inputs=[path for path in (data, members_file, canaries) if path is not None])
+    try:
+        card = train_job(
+            nproc=nproc,
+            data_file=data,
+            base=base,
+            out_dir=out,
+            config=config,
+            members_file=members_file,
+            canaries_file=canaries,
+            data_format=data_format,
+            resume=resume,
+            progress=not json_out,
+            placement=placement,
+        )
+    except Interrupted as exc:
+        if (out / CHECKPOINT_DIR).is_dir():
+            exc.hint = f"resume with --resume (checkpoint in {out / CHECKPOINT_DIR})"
+        raise
+    if card is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_out:
         print_json({"out": str(out), "card": card})
         return
@@ -177,6 +215,17 @@ def train(
             f"{d['steps']} steps, {d['clipping']} clipping)",
             highlight=False,
         )
+        from dpaudit.privacy.comparator import INSECURE_RANDOMNESS, SEEDED_NOISE
+
+        if d.get("randomness") == INSECURE_RANDOMNESS:
+            console.print(
+                f"[bold red]no DP guarantee[/]: --insecure-reproducible-noise ({SEEDED_NOISE})",
+                highlight=False,
+            )
+        if d.get("group_privacy"):
+            from dpaudit.privacy.group import GroupGuarantee
+
+            console.print(f"[yellow]group privacy[/]: {GroupGuarantee(**d['group_privacy']).describe()}", highlight=False)
     if card.get("gradient_canaries"):
         console.print(
             f"gradient canary scores → {out / 'gradient_canary_scores.csv'} "

@@ -13,7 +13,9 @@ Two independent choices are made per file:
   ``pair``      ``prompt``, ``response``                         user / assistant
   ============  ===============================================  ==========================
 
-  Every schema may also carry ``id``, ``prompt_id``, ``category`` and ``constraints``.
+  Every schema may also carry ``id``, ``prompt_id``, ``category``, ``constraints`` and ``pii``
+  (sensitive spans ``{"message", "start", "end", "type", "value"}`` over the converted turns,
+  checked against them: see :class:`~dpaudit.data.records.PiiSpan`).
 
 A record's id is its own ``id``, else its ``prompt_id``, else a hash of its turns
 (:func:`~dpaudit.data.records.content_id`), so the same file always gives the same ids.
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpaudit.data.records import ROLES, Message, Record, content_id
+from dpaudit.data.records import ROLES, Message, PiiSpan, Record, content_id
 from dpaudit.errors import InputError, MissingFileError
 from dpaudit.registry import Registry
 
@@ -168,6 +170,7 @@ def _to_record(row: Row, convert: Converter, where: _Locator) -> Record:
         messages=messages,
         category=_optional_str(data, "category", where),
         constraints=_constraints(data, where),
+        pii=_pii(data, messages, where),
     )
 
 
@@ -185,17 +188,23 @@ def _record_id(data: Mapping[str, Any], messages: tuple[Message, ...], where: _L
     return content_id(messages)
 
 
-def _constraints(data: Mapping[str, Any], where: _Locator) -> tuple[dict[str, Any], ...]:
-    raw = _json_cell(data.get("constraints"), where, "constraints")
+def _objects(data: Mapping[str, Any], field: str, keys: tuple[str, ...], where: _Locator) -> Iterator[tuple[str, Mapping]]:
+    """(``field[i]``, object) for each item of the optional list-of-objects ``field`` (none if absent)."""
+    raw = _json_cell(data.get(field), where, field)
     if raw is None or raw == "":
-        return ()
+        return
+    quoted = [f'"{key}"' for key in keys]
     if not isinstance(raw, list):
-        raise where.error('must be a list of {"type", "kwargs"} objects', "constraints")
-    out = []
+        raise where.error(f"must be a list of {{{', '.join(quoted)}}} objects", field)
     for i, item in enumerate(raw):
-        name = f"constraints[{i}]"
         if not isinstance(item, Mapping):
-            raise where.error('must be an object with "type" and "kwargs"', name)
+            raise where.error(f"must be an object with {', '.join(quoted[:-1])} and {quoted[-1]}", f"{field}[{i}]")
+        yield f"{field}[{i}]", item
+
+
+def _constraints(data: Mapping[str, Any], where: _Locator) -> tuple[dict[str, Any], ...]:
+    out = []
+    for name, item in _objects(data, "constraints", ("type", "kwargs"), where):
         kind = item.get("type")
         if not isinstance(kind, str) or not kind:
             raise where.error("missing or not a string", f"{name}.type")
@@ -207,6 +216,23 @@ def _constraints(data: Mapping[str, Any], where: _Locator) -> tuple[dict[str, An
         # Parquet stores kwargs as a struct whose fields are the union over rows: drop the fillers.
         out.append({"type": kind, "kwargs": {k: v for k, v in kwargs.items() if v is not None}})
     return tuple(out)
+
+
+def _pii(data: Mapping[str, Any], messages: tuple[Message, ...], where: _Locator) -> tuple[PiiSpan, ...]:
+    spans = []
+    for name, item in _objects(data, "pii", ("message", "start", "end", "type", "value"), where):
+        for key in ("message", "start", "end"):
+            if isinstance(item.get(key), bool) or not isinstance(item.get(key), int):
+                raise where.error("missing or not an integer", f"{name}.{key}")
+        for key in ("type", "value"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise where.error("missing or not a non-empty string", f"{name}.{key}")
+        span = PiiSpan(item["message"], item["start"], item["end"], item["type"], item["value"])
+        problem = span.problem(messages)
+        if problem:
+            raise where.error(problem, name)
+        spans.append(span)
+    return tuple(spans)
 
 
 # --------------------------------------------------------------------------- field helpers

@@ -18,17 +18,48 @@ class Message:
 
 
 @dataclass(frozen=True)
+class PiiSpan:
+    """One sensitive span of a record: ``messages[message].content[start:end] == value``.
+
+    ``type`` names the kind of PII (``email``, ``phone``, ``dob``, ...): the synthetic generator
+    records the spans it writes; :mod:`dpaudit.data.pii` detects them in user data.
+    """
+
+    message: int
+    start: int
+    end: int
+    type: str
+    value: str
+
+    def problem(self, messages: Sequence[Message]) -> str | None:
+        """Why this span does not fit ``messages`` (None when it does)."""
+        if not 0 <= self.message < len(messages):
+            return f"message {self.message} does not exist (the record has {len(messages)})"
+        content = messages[self.message].content
+        if not 0 <= self.start < self.end <= len(content):
+            return f"[{self.start}, {self.end}) is not a non-empty range of message {self.message} ({len(content)} chars)"
+        if content[self.start : self.end] != self.value:
+            return f"message {self.message}[{self.start}:{self.end}] is not the span's value"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "start": self.start, "end": self.end, "type": self.type, "value": self.value}
+
+
+@dataclass(frozen=True)
 class Record:
     """A chat-shaped example. Every loader converts its schema to this.
 
     ``constraints`` holds verifiable instructions in structured form
-    (``{"type": ..., "kwargs": {...}}``, see :mod:`dpaudit.data.constraints`).
+    (``{"type": ..., "kwargs": {...}}``, see :mod:`dpaudit.data.constraints`). ``pii`` marks the
+    record's sensitive spans (:class:`PiiSpan`), for the PII-extraction attack.
     """
 
     id: str
     messages: tuple[Message, ...]
     category: str | None = None
     constraints: tuple[Mapping[str, Any], ...] = field(default=())
+    pii: tuple[PiiSpan, ...] = field(default=())
 
     @property
     def prompt(self) -> str:
@@ -55,6 +86,8 @@ class Record:
             out["category"] = self.category
         if self.constraints:
             out["constraints"] = [dict(c) for c in self.constraints]
+        if self.pii:
+            out["pii"] = [span.to_json() for span in self.pii]
         return out
 
 

@@ -36,7 +36,7 @@ def dataset_stats(records: Sequence[Record], *, tokenizer=None) -> dict[str, Any
     stats: dict[str, Any] = {
         "records": len(records),
         "categories": {c: categories[c] for c in ordered},
-        "duplicates": len(records) - len({r.text for r in records}),
+        "duplicates": sum(len(ids) - 1 for ids in duplicate_groups(records)),
         "duplicate_ids": len(records) - len({r.id for r in records}),
         "multi_turn": sum(sum(m.role == "assistant" for m in r.messages) > 1 for r in records),
         "with_system_prompt": sum(any(m.role == "system" for m in r.messages) for r in records),
@@ -49,6 +49,18 @@ def dataset_stats(records: Sequence[Record], *, tokenizer=None) -> dict[str, Any
     if tokenizer is not None:
         stats["token_lengths"] = token_length_stats(records, tokenizer)
     return stats
+
+
+def duplicate_groups(records: Sequence[Record]) -> list[list[str]]:
+    """Ids of the records that share a text (all turns), one list per repeated text, in file order.
+
+    Only texts that occur more than once are listed. A record repeated k times is protected by
+    DP only at group level (k records), which is why training reports these groups.
+    """
+    by_text: dict[str, list[str]] = {}
+    for r in records:
+        by_text.setdefault(r.text, []).append(r.id)
+    return [ids for ids in by_text.values() if len(ids) > 1]
 
 
 def token_length_stats(records: Sequence[Record], tokenizer) -> dict[str, float | int]:

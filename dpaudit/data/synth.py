@@ -40,7 +40,7 @@ from dpaudit import __version__
 from dpaudit.data import constraints as constraint_lib
 from dpaudit.data.canaries import DEFAULT_SECRET_FORMAT, Canary, canaries_to_jsonl, make_canaries, secret_space_size
 from dpaudit.data.records import Message, Record, to_jsonl
-from dpaudit.data.synth_people import People, build_vocab
+from dpaudit.data.synth_people import People, build_vocab, pii_spans
 from dpaudit.data.synth_templates import CATEGORIES, TEMPLATES, Ctx
 from dpaudit.errors import ConfigError, InputError
 from dpaudit.io import atomic_dir, sha256_file, write_json_atomic
@@ -185,17 +185,20 @@ def _split(
 
 def _record(record_id: str, category: str, rng: random.Random, people: People) -> Record:
     make = rng.choice(TEMPLATES[category])
-    turns = make(Ctx(rng=rng, people=people, p=people.person(rng)))
+    ctx = Ctx(rng=rng, people=people, p=people.person(rng))
+    turns = make(ctx)
     constraints: list[dict[str, Any]] = []
     if rng.random() < CONSTRAINED_SHARE:
         excluded = EXCLUDED_CONSTRAINTS.get(category, frozenset())
         constraints = _sample_constraints(rng, rng.randint(1, MAX_CONSTRAINTS), excluded)
         turns = _apply_constraints(turns, constraints)
+    messages = tuple(Message(role, content) for role, content in turns)
     return Record(
         id=record_id,
-        messages=tuple(Message(role, content) for role, content in turns),
+        messages=messages,
         category=category,
         constraints=tuple(constraints),
+        pii=pii_spans(messages, [ctx.p, *ctx.others]),
     )
 
 

@@ -12,10 +12,14 @@ calendar bounds, never from today's date.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from faker import Faker
+
+from dpaudit.data.pii import non_overlapping
+from dpaudit.data.records import Message, PiiSpan
 
 # "Today" for ages and appointments: fixed so that outputs do not change with the calendar.
 REFERENCE_DATE = date(2025, 3, 1)
@@ -141,6 +145,24 @@ class Person:
     def age(self) -> int:
         return age_on(self.dob, REFERENCE_DATE)
 
+    def sensitive(self) -> list[tuple[str, str]]:
+        """(PII type, text) for every detail of this person as the templates write it (the date of
+        birth in both formats they use): what :func:`pii_spans` looks for."""
+        return [
+            ("name", self.name),
+            ("email", self.email),
+            ("phone", self.phone),
+            ("address", self.address),
+            ("dob", long_date(self.dob)),
+            ("dob", us_date(self.dob)),
+            ("ssn", self.ssn),
+            ("account", self.account),
+            ("mrn", self.mrn),
+            ("employee_id", self.employee_id),
+            ("diagnosis", self.diagnosis),
+            ("salary", money(self.salary)),
+        ]
+
 
 class People:
     """Draws people whose full names never repeat within one dataset (public, private and canaries)."""
@@ -189,6 +211,21 @@ class People:
             relation=rng.choice(RELATIONS),
             hobby=rng.choice(HOBBIES),
         )
+
+
+def pii_spans(messages: Sequence[Message], people: Sequence[Person]) -> tuple[PiiSpan, ...]:
+    """Every occurrence of the ``people``'s sensitive details in ``messages``, as :class:`PiiSpan` s
+    ordered by (message, start). A detail the constraints rewrote (upper-cased, say) is no longer
+    verbatim and is not marked; where two details overlap the longer one is kept."""
+    found: list[PiiSpan] = []
+    for index, message in enumerate(messages):
+        for person in people:
+            for kind, value in person.sensitive():
+                start = message.content.find(value)
+                while start >= 0:
+                    found.append(PiiSpan(index, start, start + len(value), kind, value))
+                    start = message.content.find(value, start + len(value))
+    return non_overlapping(found)
 
 
 def natural_job(job: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from dpaudit.data.synth_people import (
@@ -37,14 +37,18 @@ Turns = list[tuple[str, str]]
 
 @dataclass
 class Ctx:
-    """What a template may draw from: the seeded ``rng``, the record's person ``p`` and more people."""
+    """What a template may draw from: the seeded ``rng``, the record's person ``p`` and more people
+    (kept in ``others``, so that the generator can mark their details too)."""
 
     rng: random.Random
     people: People
     p: Person
+    others: list[Person] = field(default_factory=list)
 
     def other(self) -> Person:
-        return self.people.person(self.rng)
+        person = self.people.person(self.rng)
+        self.others.append(person)
+        return person
 
     def pick(self, options):
         return self.rng.choice(options)

@@ -99,6 +99,14 @@ def encode_prompt(record: Record, tokenizer, *, max_length: int) -> list[int]:
     return ids[-max_length:]
 
 
+def encode_prefix(record: Record, tokenizer, *, message: int, upto: int, max_length: int) -> list[int]:
+    """Ids of the turns before ``message``, its generation header and its first ``upto`` characters:
+    the prompt that asks a model to continue an assistant turn from inside it (PII extraction)."""
+    messages = [{"role": m.role, "content": m.content} for m in record.messages]
+    header = _ids(tokenizer, _render(tokenizer, messages[:message], add_generation_prompt=True))
+    return (header + _ids(tokenizer, messages[message]["content"][:upto]))[-max_length:]
+
+
 def pad_batch(examples: Sequence[EncodedExample], *, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example: ``input_ids``, ``attention_mask``, ``labels``, each (B, L)."""
     width = max(len(e.input_ids) for e in examples)

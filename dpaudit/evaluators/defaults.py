@@ -9,6 +9,9 @@ GENERATION_BATCH_SIZE = 16
 ADHERENCE_LIMIT = 32
 """Prompts judged by ``dpaudit eval --adherence`` (a seeded subset); about a minute on the tiny base."""
 
+PII_SAMPLES = 8
+"""n of best-of-n in PII extraction: top-k samples per target span (besides the greedy continuation)."""
+
 EXPOSURE_ENUMERATE_LIMIT = 10_000
 """Score every candidate secret when the format has at most this many."""
 

@@ -1,4 +1,5 @@
-"""Batched greedy decoding: the one way dpaudit asks a model to answer prompts.
+"""Batched decoding: the one way dpaudit asks a model to answer prompts (greedy) or to continue
+token prompts (greedy, or n top-k samples each, for PII extraction).
 
 Prompts are rendered exactly as in training (:func:`dpaudit.data.tokenize.encode_prompt`: every
 turn before the last assistant turn plus the generation header), left-padded so that every row
@@ -6,6 +7,11 @@ of a batch ends at the same column, and decoded greedily until end-of-sequence o
 ``max_new_tokens``. Greedy decoding makes the output a deterministic function of the weights,
 so that base and adapter are compared on equal terms and a batched run gives the same text as
 one prompt at a time (tested).
+
+Sampling (``samples=n`` in :func:`generate_continuations`) is top-k with k = :data:`SAMPLE_TOP_K`
+at temperature 1 (Carlini et al. 2021 extract training data with top-40 sampling), seeded from
+``seed`` in a forked torch RNG, so the same seed gives the same samples and the caller's RNG is
+untouched.
 
 >>> responses = generate_responses(model=model, tokenizer=tok, records=records, max_new_tokens=64)  # doctest: +SKIP
 """
@@ -20,6 +26,8 @@ from dpaudit.data.records import Record
 from dpaudit.data.tokenize import encode_prompt
 from dpaudit.errors import ConfigError
 from dpaudit.evaluators.defaults import GENERATION_BATCH_SIZE, MAX_NEW_TOKENS
+
+SAMPLE_TOP_K = 40
 
 
 def generate_responses(
@@ -37,41 +45,66 @@ def generate_responses(
     the decoded text and surrounding whitespace is stripped (the chat template puts a newline
     before the end-of-turn token). Rows are batched by prompt length to limit padding.
     """
+    prompts = [encode_prompt(record, tokenizer, max_length=max_length) for record in records]
+    continuations = generate_continuations(
+        model=model, tokenizer=tokenizer, prompts=prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+    )
+    return [texts[0] for texts in continuations]
+
+
+def generate_continuations(
+    *,
+    model,
+    tokenizer,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    batch_size: int = GENERATION_BATCH_SIZE,
+    samples: int = 0,
+    seed: int = 0,
+) -> list[list[str]]:
+    """Continuations of token ``prompts``: per prompt, ``[greedy]`` (``samples=0``) or ``samples``
+    top-k samples. Decoded as :func:`decode_response` does; rows batched by prompt length."""
     if max_new_tokens <= 0:
         raise ConfigError(f"`max_new_tokens` must be > 0, got {max_new_tokens}")
     if batch_size <= 0:
         raise ConfigError(f"`batch_size` must be > 0, got {batch_size}")
-    if not records:
+    if samples < 0:
+        raise ConfigError(f"`samples` must be >= 0, got {samples}")
+    if not prompts:
         return []
-    prompts = [encode_prompt(record, tokenizer, max_length=max_length) for record in records]
     pad_id = _pad_id(tokenizer)
     eos_ids = _eos_ids(model, tokenizer)
+    per_prompt = max(samples, 1)
+    # Neutralise sampling knobs a base's generation_config may carry (SmolLM2 sets them) for greedy.
+    decoding = (
+        {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": SAMPLE_TOP_K, "num_return_sequences": samples}
+        if samples
+        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    )
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
-    out: list[str] = [""] * len(prompts)
+    out: list[list[str]] = [[] for _ in prompts]
     device = _device(model)
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            input_ids, attention_mask = left_pad([prompts[i] for i in rows], pad_id=pad_id)
-            with torch.no_grad():
-                generated = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention_mask.to(device),
-                    do_sample=False,
-                    num_beams=1,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pad_id,
-                    eos_token_id=eos_ids,
-                    # Neutralise sampling knobs a base's generation_config may carry (SmolLM2 sets them).
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                )
-            new_tokens = generated[:, input_ids.shape[1] :].tolist()
-            for row, tokens in zip(rows, new_tokens):
-                out[row] = decode_response(tokens, tokenizer, eos_ids=eos_ids)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                input_ids, attention_mask = left_pad([prompts[i] for i in rows], pad_id=pad_id)
+                with torch.no_grad():
+                    generated = model.generate(
+                        input_ids=input_ids.to(device),
+                        attention_mask=attention_mask.to(device),
+                        num_beams=1,
+                        max_new_tokens=max_new_tokens,
+                        pad_token_id=pad_id,
+                        eos_token_id=eos_ids,
+                        **decoding,
+                    )
+                new_tokens = generated[:, input_ids.shape[1] :].tolist()
+                for k, tokens in enumerate(new_tokens):  # num_return_sequences rows per prompt, in order
+                    out[rows[k // per_prompt]].append(decode_response(tokens, tokenizer, eos_ids=eos_ids))
     finally:
         model.train(was_training)
     return out

@@ -15,16 +15,26 @@ Conventions (decided once, here):
   change ``n_members``/``n_nonmembers`` behind the user's back. NaN means the attack produced no
   evidence for that record, so it is ranked as least likely a member (below every finite score,
   tied with ``-inf``); ``+inf`` and ``-inf`` keep their order (above/below every finite score).
-- One class only (or no records): warns ``UndefinedMetricWarning`` and returns NaN, as
-  scikit-learn's ``roc_curve`` does.
+- Fewer than :data:`MIN_RECORDS_PER_CLASS` (10) members or non-members: warns
+  ``UndefinedMetricWarning`` and returns NaN, as scikit-learn's ``roc_curve`` does for one class
+  (1 member and 1 non-member would otherwise give AUC 1 with the "interval" [1, 1]).
+- Low FPR needs non-members beyond the threshold: TPR at α is reported only where
+  α·n_nonmembers ≥ :data:`MIN_FALSE_POSITIVES` (5). Below, the threshold is set by the single
+  largest non-member score, the TPR is biased high (2–3× at α = 0.1% with 200 non-members) and
+  no interval covers it; the value is ``None`` and ``tpr_at_fpr_needs`` gives the non-members
+  needed (⌈5/α⌉).
 - Bootstrap CIs resample members and non-members separately (stratified: the class sizes are
-  fixed by the audit design) and take the 2.5/97.5 percentiles, widened if needed to contain the
-  point estimate, so that gating on the upper bound is never laxer than gating on the estimate.
+  fixed by the audit design), *reselect the threshold in every resample* (from the resampled
+  non-members), and take the 2.5/97.5 percentiles, widened if needed to contain the point
+  estimate, so that gating on the upper bound is never laxer than gating on the estimate.
+  Simulated with Gaussian scores, the TPR interval covers the true TPR at α in ≥ 90% of runs
+  wherever a value is reported (tests/evaluators/test_mia_metrics.py).
 
 >>> import numpy as np
->>> m = mia_metrics(scores=np.array([0.9, 0.8, 0.3, 0.1]), labels=np.array([1, 1, 0, 0]), n_bootstrap=0)
->>> m["auc"], m["tpr_at_fpr"]["0.01"]
-(1.0, 1.0)
+>>> scores = np.r_[np.linspace(1, 2, 10), np.linspace(0, 1.5, 10)]
+>>> m = mia_metrics(scores=scores, labels=np.r_[np.ones(10), np.zeros(10)], n_bootstrap=0, fprs=(0.01, 0.5))
+>>> round(m["auc"], 3), m["tpr_at_fpr"]["0.01"], m["tpr_at_fpr_needs"]["0.01"], m["tpr_at_fpr"]["0.5"]
+(0.89, None, 500, 1.0)
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from dpaudit.errors import InputError
 
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
+#: TPR at FPR α is reported only where at least this many non-members may lie beyond the threshold.
+MIN_FALSE_POSITIVES = 5
+#: Fewer members or non-members than this give no meaningful ROC (and a degenerate bootstrap).
+MIN_RECORDS_PER_CLASS = 10
 WORST_CASE_FPR = 0.01
 DEFAULT_BOOTSTRAP = 1000
 MAX_ROC_POINTS = 200
@@ -75,7 +89,8 @@ def mia_metrics(
 
     Returns:
         ``auc`` (= ``sklearn.metrics.roc_auc_score``), ``auc_ci95`` [lo, hi], ``tpr_at_fpr``
-        {"0.001": tpr, ...}, ``tpr_at_fpr_ci95`` {"0.001": [lo, hi], ...}, ``balanced_accuracy``
+        {"0.001": tpr or None, ...}, ``tpr_at_fpr_ci95`` {"0.001": [lo, hi], ...},
+        ``tpr_at_fpr_needs`` {"0.001": non-members needed} for each None TPR, ``balanced_accuracy``
         (at the best threshold), ``n_members``, ``n_nonmembers``, ``n_nonfinite``, ``n_bootstrap``,
         ``roc`` {"fpr": [...], "tpr": [...]}.
     """
@@ -94,10 +109,10 @@ def mia_metrics(
         "n_nonfinite": n_nonfinite,
         "n_bootstrap": n_bootstrap,
     }
-    if n_members == 0 or n_nonmembers == 0:
+    if n_members < MIN_RECORDS_PER_CLASS or n_nonmembers < MIN_RECORDS_PER_CLASS:
         warnings.warn(
-            f"MIA metrics need members and non-members; got {n_members} members and "
-            f"{n_nonmembers} non-members, so every metric is NaN",
+            f"MIA metrics need at least {MIN_RECORDS_PER_CLASS} members and {MIN_RECORDS_PER_CLASS} non-members; "
+            f"got {n_members} members and {n_nonmembers} non-members, so every metric is NaN",
             UndefinedMetricWarning,
             stacklevel=2,
         )
@@ -115,18 +130,26 @@ def mia_metrics(
     auc = float(roc_auc_score(y, ranks))
     # fpr_curve holds k / n_nonmembers exactly; recover k to compare counts, not rounded floats.
     false_positives = np.rint(fpr_curve * n_nonmembers).astype(np.int64)
-    tpr_at = {
-        fpr_key(f): float(tpr_curve[false_positives <= _max_false_positives(f, n_nonmembers)].max()) for f in fprs
+    needs = {fpr_key(f): nonmembers_needed(f) for f in fprs if nonmembers_needed(f) > n_nonmembers}
+    reported = [f for f in fprs if fpr_key(f) not in needs]
+    tpr_at: dict[str, float | None] = {
+        fpr_key(f): None
+        if fpr_key(f) in needs
+        else float(tpr_curve[false_positives <= _max_false_positives(f, n_nonmembers)].max())
+        for f in fprs
     }
     balanced_accuracy = float(np.max((tpr_curve + 1.0 - fpr_curve) / 2.0))
 
-    auc_ci, tpr_ci = _bootstrap(ranks, y, fprs=fprs, n_bootstrap=n_bootstrap, seed=seed)
+    auc_ci, tpr_ci = _bootstrap(ranks, y, fprs=reported, n_bootstrap=n_bootstrap, seed=seed)
     roc_fpr, roc_tpr = _downsample_roc(fpr_curve, tpr_curve, max_points=max_roc_points)
     return result | {
         "auc": auc,
         "auc_ci95": _contain(auc_ci, auc),
         "tpr_at_fpr": tpr_at,
-        "tpr_at_fpr_ci95": {key: _contain(tpr_ci[key], value) for key, value in tpr_at.items()},
+        "tpr_at_fpr_ci95": {
+            key: [None, None] if value is None else _contain(tpr_ci[key], value) for key, value in tpr_at.items()
+        },
+        "tpr_at_fpr_needs": needs,
         "balanced_accuracy": balanced_accuracy,
         "roc": {
             "fpr": [round(float(v), _ROUND) for v in roc_fpr],
@@ -135,10 +158,16 @@ def mia_metrics(
     }
 
 
+def nonmembers_needed(fpr: float) -> int:
+    """Non-members needed before TPR at ``fpr`` is reported: α·n ≥ :data:`MIN_FALSE_POSITIVES`."""
+    return math.ceil(MIN_FALSE_POSITIVES / fpr - 1e-9)
+
+
 def tpr_at_fpr(
     *, scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, fpr: float
 ) -> float:
-    """The largest TPR over thresholds with FPR ≤ ``fpr`` (NaN with a warning for one class).
+    """The largest TPR over thresholds with FPR ≤ ``fpr`` (NaN with a warning for one class); the raw
+    estimate, without :func:`mia_metrics`'s low-FPR and class-size rules.
 
     Same rule as ``mia_metrics(...)["tpr_at_fpr"]``, computed from sorted non-member scores: a
     threshold may flag at most m = ⌊fpr·n₀⌋ non-members, so the best threshold sits just above the

@@ -33,6 +33,7 @@ from typing import Any
 from dpaudit.errors import InputError, MissingFileError
 from dpaudit.io import read_json_object, sha256_file
 from dpaudit.models.base import DEFAULT_SPEC, LoadedBase, load_base
+from dpaudit.scale.device import Placement, ResolvedPlacement
 
 CONFIG_FILE = "adapter_config.json"
 SAFETENSORS_FILE = "adapter_model.safetensors"
@@ -101,12 +102,19 @@ def adapter_base_spec(path: str | Path, *, base: str | None = None, card: dict |
     return DEFAULT_SPEC
 
 
-def load_adapter(path: str | Path, *, base: str | LoadedBase | None = None, adapter_name: str = DEFAULT_ADAPTER) -> LoadedAdapter:
+def load_adapter(
+    path: str | Path,
+    *,
+    base: str | LoadedBase | None = None,
+    adapter_name: str = DEFAULT_ADAPTER,
+    placement: Placement | ResolvedPlacement | None = None,
+) -> LoadedAdapter:
     """Load the adapter at ``path`` onto its base (see module docstring for how the base is chosen).
 
     ``base`` may also be an already loaded :class:`LoadedBase`; its model is then wrapped in
     place (its modules gain the adapter layers), so pass a base you do not need bare any more.
-    The model comes back in eval mode with ``adapter_name`` active.
+    The model comes back in eval mode with ``adapter_name`` active. ``placement`` is where a base
+    loaded here goes (see :func:`dpaudit.models.base.load_base`); the adapter follows its base.
     """
     path = _adapter_dir(path)
     card = read_card(path)
@@ -116,7 +124,7 @@ def load_adapter(path: str | Path, *, base: str | LoadedBase | None = None, adap
         loaded_base = base
     else:
         spec = adapter_base_spec(path, base=base, card=card)
-        loaded_base = load_base(spec)
+        loaded_base = load_base(spec, placement=placement)
     _warn_if_other_base(path, config, card, loaded_base)
 
     from peft import MODEL_TYPE_TO_PEFT_MODEL_MAPPING, PeftModel

@@ -13,7 +13,9 @@ Specs, in the order they are tried:
 
 Every cache entry is written atomically (built in a temporary directory, then renamed), so a
 directory under ``<cache>/models`` is always complete. ``DPAUDIT_CACHE`` moves the cache.
-Models come back in eval mode, float32, on the CPU, with a tokenizer that has a pad token.
+Models come back in eval mode with a tokenizer that has a pad token, loaded once directly where
+``placement`` says (:class:`dpaudit.scale.device.Placement`; default ``auto``: CUDA in bfloat16 when a
+GPU is visible, else float32 on the CPU, as before), optionally quantized through bitsandbytes.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import InputError, MissingDependencyError, MissingFileError
 from dpaudit.io import atomic_dir, write_json_atomic
+from dpaudit.models.hub import require_hub_model
 from dpaudit.models.tiny import BUILD_MANIFEST, TinyBuildConfig, build_tiny, quiet_transformers
+from dpaudit.models.vocab import check_vocab
 from dpaudit.paths import cache_dir
+from dpaudit.scale.device import CPU_FLOAT32, Placement, ResolvedPlacement, current_placement
 
 DEFAULT_SPEC = "tiny"
 SMOLLM2_SPEC = "smollm2-135m"
@@ -53,12 +58,14 @@ class LoadedBase:
     ``spec`` is what the user asked for (``"tiny"``, a path, a hub id); ``resolved`` is where the
     weights were read from (a directory, or the hub id). ``model.name_or_path`` is set to ``spec``,
     so adapters that peft saves on top of this model record ``base_model_name_or_path = spec``.
+    ``placement`` is the device, dtype and quantization the weights were loaded in.
     """
 
     model: Any
     tokenizer: Any
     spec: str
     resolved: str
+    placement: ResolvedPlacement = field(default=CPU_FLOAT32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,8 +79,13 @@ def load_base(
     seed: int = 0,
     tiny_config: TinyBuildConfig | None = None,
     show_progress: bool | None = None,
+    placement: Placement | ResolvedPlacement | None = None,
 ) -> LoadedBase:
     """Load (building or converting once if needed) the base model named by ``spec``.
+
+    ``placement`` (default: the current :func:`~dpaudit.scale.device.placement_scope`, else auto)
+    says where the weights go; they are read once, straight onto that device in that dtype. A
+    :class:`ResolvedPlacement` is used as is.
 
     ``seed`` is accepted so that every loader has the same signature, but the presets are fixed
     artefacts like any downloaded model: ``tiny`` is always the build of ``tiny_config`` (default:
@@ -83,12 +95,13 @@ def load_base(
     """
     del seed  # see docstring: the base does not depend on the run seed
     spec = (spec or DEFAULT_SPEC).strip()
+    where = placement if isinstance(placement, ResolvedPlacement) else (placement or current_placement()).resolve()
     if spec == DEFAULT_SPEC:
         path = ensure_tiny(tiny_config or TinyBuildConfig(), show_progress=show_progress)
-        return _load_dir(path, spec=spec)
+        return _load_dir(path, spec=spec, placement=where)
     if spec == SMOLLM2_SPEC:
         path = ensure_gguf(smollm2_gguf_path(), name=SMOLLM2_SPEC, show_progress=show_progress)
-        return _load_dir(path, spec=spec)
+        return _load_dir(path, spec=spec, placement=where)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -99,17 +112,18 @@ def load_base(
                     path=path,
                 )
             raise MissingFileError(f"{path}: not a Hugging Face model directory (no config.json)")
-        return _load_dir(path, spec=spec)
+        return _load_dir(path, spec=spec, placement=where)
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise MissingFileError(f"{path}: no such GGUF file")
-        return _load_dir(ensure_gguf(path, show_progress=show_progress), spec=spec)
+        return _load_dir(ensure_gguf(path, show_progress=show_progress), spec=spec, placement=where)
     if _looks_like_path(spec):
         raise MissingFileError(
             f"{spec}: no such model directory or file (a base is 'tiny', '{SMOLLM2_SPEC}', a local Hugging Face "
             "directory, a .gguf file or a hub id)"
         )
-    return _load_hub(spec, show_progress=show_progress)
+    require_hub_model(spec)  # fail in seconds, not after a minute of HTTP retries
+    return _load_hub(spec, show_progress=show_progress, placement=where)
 
 
 def tiny_cache_path(config: TinyBuildConfig | None = None) -> Path:
@@ -358,33 +372,31 @@ def _dequantize_kwargs() -> dict[str, Any]:
     return {}
 
 
-def _load_dir(path: Path, *, spec: str) -> LoadedBase:
-    import torch
+def _load_dir(path: Path, *, spec: str, placement: ResolvedPlacement) -> LoadedBase:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(str(path), **placement.load_kwargs())
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot load a causal language model from this directory: {_first_line(exc)}", path=path) from exc
-    return _finish(model, tokenizer, spec=spec, resolved=str(path))
+    return _finish(model, tokenizer, spec=spec, resolved=str(path), placement=placement)
 
 
-def _load_hub(spec: str, *, show_progress: bool | None = None) -> LoadedBase:
-    import torch
+def _load_hub(spec: str, *, placement: ResolvedPlacement, show_progress: bool | None = None) -> LoadedBase:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         with _status(f"loading '{spec}' from the Hugging Face hub", show_progress):
             tokenizer = AutoTokenizer.from_pretrained(spec)
-            model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(spec, **placement.load_kwargs())
     except (OSError, ValueError) as exc:  # offline / unknown repo / invalid id (HFValidationError is a ValueError)
         raise MissingFileError(
             f"base '{spec}' is neither a local path, a preset ({', '.join(PRESETS)}) nor a reachable "
             f"Hugging Face hub id ({_first_line(exc)})"
         ) from exc
-    return _finish(model, tokenizer, spec=spec, resolved=spec)
+    return _finish(model, tokenizer, spec=spec, resolved=spec, placement=placement)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -392,12 +404,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _finish(model, tokenizer, *, spec: str, resolved: str) -> LoadedBase:
-    """float32, CPU, eval mode, a pad token, and ``name_or_path = spec`` (what peft records as the base)."""
-    import torch
+def _finish(model, tokenizer, *, spec: str, resolved: str, placement: ResolvedPlacement = CPU_FLOAT32) -> LoadedBase:
+    """Eval mode, a pad token, and ``name_or_path = spec`` (what peft records as the base).
 
-    model = model.to(device="cpu", dtype=torch.float32)
+    The weights are already where ``placement`` says (``from_pretrained`` put them there), so
+    nothing is copied or cast here.
+    """
     model.eval()
+    check_vocab(model, tokenizer, path=resolved)
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
@@ -410,4 +424,4 @@ def _finish(model, tokenizer, *, spec: str, resolved: str) -> LoadedBase:
         generation_config.pad_token_id = tokenizer.pad_token_id
     model.name_or_path = spec
     model.config.name_or_path = spec
-    return LoadedBase(model=model, tokenizer=tokenizer, spec=spec, resolved=resolved)
+    return LoadedBase(model=model, tokenizer=tokenizer, spec=spec, resolved=resolved, placement=placement)

@@ -6,9 +6,10 @@ function of what this pass returns, so a model is run over a record set exactly 
 Why it is fast:
 - records are sorted by length and batched with their neighbours (length bucketing), so a batch
   is padded only to its own longest record;
-- the language-model head runs only on the positions from the batch's first target token on
-  (``logits_to_keep``), not on the prompt;
-- ``log_softmax`` runs once, on the target positions only, in float32.
+- the language-model head runs only at the positions that carry a target token
+  (:func:`target_logits`: transformers' boolean ``logits_to_keep``), never on the prompt or padding;
+- ``log_softmax`` runs once, on the target positions only, in float32, whatever the model's dtype;
+- inputs go to the model's device (CPU or GPU), results come back as float64 numpy arrays.
 
 Right padding keeps a record's positions identical to scoring it alone: with causal attention no
 real token attends to a pad, so the batched result equals a per-record loop (tested to 1e-5).
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from dpaudit.data.records import Record
-from dpaudit.data.tokenize import IGNORE_INDEX, EncodedExample, encode_record
+from dpaudit.data.tokenize import IGNORE_INDEX, EncodedExample, encode_record, pad_batch
 
 DEFAULT_MAX_LENGTH = 512
 DEFAULT_BATCH_SIZE = 16
@@ -86,7 +87,6 @@ def score_tokens(
     ]
     pad_id = _pad_id(tokenizer)
     device = _device(model)
-    keep_logits = _accepts_logits_to_keep(model)
     # Longest first: the biggest batch runs first, so an out-of-memory error shows up at once.
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids), reverse=True)
     results: list[TokenScores | None] = [None] * len(examples)
@@ -97,7 +97,7 @@ def score_tokens(
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = [examples[i] for i in chunk]
-                for i, scores in zip(chunk, _score_batch(model, batch, pad_id, device, keep_logits, with_entropy)):
+                for i, scores in zip(chunk, _score_batch(model, batch, pad_id, device, with_entropy)):
                     results[i] = scores
                 advance(len(chunk))
     finally:
@@ -105,29 +105,54 @@ def score_tokens(
     return results  # type: ignore[return-value]
 
 
-def _score_batch(model, batch, pad_id, device, keep_logits, with_entropy) -> list[TokenScores]:
-    width = max(len(e.input_ids) for e in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    # targets[b, t] is the token predicted at position t, i.e. labels shifted left by one.
-    targets = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-    for row, example in enumerate(batch):
-        n = len(example.input_ids)
-        input_ids[row, :n] = torch.tensor(example.input_ids)
-        attention_mask[row, :n] = 1
-        targets[row, : n - 1] = torch.tensor(example.labels[1:])
-    is_target = targets != IGNORE_INDEX
-    # Positions before the batch's first target position never need logits.
-    first = int(is_target.any(dim=0).nonzero()[0]) if bool(is_target.any()) else width - 1
-    kwargs = {"logits_to_keep": width - first} if keep_logits else {}
-    logits = model(
-        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False, **kwargs
-    ).logits
-    if not keep_logits:
-        logits = logits[:, first:]
-    is_target, targets = is_target[:, first:], targets[:, first:]
+def next_token_targets(labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) labels → (B, T) targets, where ``targets[b, t]`` is the token predicted at position t:
+    the labels shifted left by one (the last position predicts nothing: ``IGNORE_INDEX``)."""
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]
+    return targets
 
-    logp = torch.log_softmax(logits[is_target.to(logits.device)].float(), dim=-1)  # (N, V), N = target tokens
+
+def target_logits(model, *, input_ids: torch.Tensor, attention_mask: torch.Tensor, is_target: torch.Tensor) -> torch.Tensor:
+    """(N, V) logits at the N positions where ``is_target`` (B, T) is True, in row-major order.
+
+    The language-model head (a V × H matrix, V up to 256k) is applied only at those positions:
+    on chat data most positions are prompt or padding, and the head is a large share of the
+    forward and backward cost. transformers ≥ 5 takes a (B, K) tensor of positions as
+    ``logits_to_keep`` and runs its own head code (logit scaling, soft-capping) on them; row b
+    lists its n_b target positions, padded to K = max n_b with repeats that are dropped after the
+    head. The batch dimension stays, so opacus still sees one row per example at the head (full
+    fine-tuning trains it). Older transformers skip the head up to the batch's first target
+    position instead. Works through peft and opacus wrappers as well as on a bare causal LM.
+    The logits are in the model's dtype; callers take log-softmax in float32.
+    """
+    if _head_takes_positions(model):
+        counts = is_target.sum(dim=1)
+        width = int(counts.max()) if counts.numel() else 0
+        # Stable sort puts each row's target positions first, in order; the tail repeats are masked out.
+        positions = torch.sort((~is_target).to(torch.int8), dim=1, stable=True).indices[:, :width]
+        kept = torch.arange(width, device=is_target.device)[None, :] < counts[:, None]
+        positions = torch.where(kept, positions, positions[:, :1])
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=positions).logits
+        return logits[kept]
+    width = is_target.shape[1]
+    first = int(is_target.any(dim=0).nonzero()[0]) if bool(is_target.any()) else width - 1
+    kwargs = {"logits_to_keep": width - first} if _accepts_logits_to_keep(model) else {}
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs).logits
+    return logits[:, -(width - first) :][is_target[:, first:]]
+
+
+def _score_batch(model, batch, pad_id, device, with_entropy) -> list[TokenScores]:
+    padded = pad_batch(batch, pad_id=pad_id)
+    targets = next_token_targets(padded["labels"])
+    is_target = targets != IGNORE_INDEX
+    logits = target_logits(
+        model,
+        input_ids=padded["input_ids"].to(device),
+        attention_mask=padded["attention_mask"].to(device),
+        is_target=is_target.to(device),
+    )
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (N, V), N = target tokens
     flat_targets = targets[is_target].to(logp.device)
     token_logp = logp.gather(1, flat_targets[:, None]).squeeze(1)
     mu = sigma = None
@@ -172,13 +197,32 @@ def _device(model) -> torch.device:
         return torch.device("cpu")
 
 
+def causal_lm(model):
+    """The transformers causal LM inside opacus (``_module``), DDP (``module``) and peft wrappers."""
+    while True:
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        elif isinstance(getattr(model, "_module", None), torch.nn.Module):
+            model = model._module
+        elif isinstance(getattr(model, "module", None), torch.nn.Module):
+            model = model.module
+        else:
+            return model
+
+
 def _accepts_logits_to_keep(model) -> bool:
     """Whether the underlying causal LM can skip the head on leading positions (transformers ≥ 4.50)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        return "logits_to_keep" in inspect.signature(inner.forward).parameters
+        return "logits_to_keep" in inspect.signature(causal_lm(model).forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _head_takes_positions(model) -> bool:
+    """transformers ≥ 5 slices hidden states with ``slice_logits_to_keep``, which takes (B, K) positions."""
+    from transformers import modeling_utils
+
+    return hasattr(modeling_utils, "slice_logits_to_keep") and _accepts_logits_to_keep(model)
 
 
 class _progress_bar:

@@ -5,6 +5,7 @@
   no-amplification reference bound.
 - :mod:`~dpaudit.privacy.empirical`: Clopper–Pearson and one-run lower bounds, μ-GDP estimate.
 - :mod:`~dpaudit.privacy.comparator`: the promise (card) against the evidence (scores): a verdict.
+- :mod:`~dpaudit.privacy.group`: what ε promises for a record repeated k times (group privacy).
 - :mod:`~dpaudit.privacy.scores_io`: the ``id,member,score`` CSV.
 
 opacus (and so torch) is imported only when an ε is actually computed.
@@ -12,6 +13,9 @@ opacus (and so torch) is imported only when an ε is actually computed.
 
 from dpaudit.privacy.accountants import (
     ACCOUNTANTS,
+    AccountantUnavailable,
+    answer_epsilon,
+    calibrate,
     calibrate_noise_multiplier,
     compute_epsilon,
     compute_epsilons,
@@ -37,17 +41,22 @@ from dpaudit.privacy.events import (
     PoissonSampledGaussian,
     PrivacyLedger,
 )
+from dpaudit.privacy.group import GroupGuarantee, group_privacy
 from dpaudit.privacy.scores_io import read_scores, read_scores_csv, write_scores_csv
 
 __all__ = [
     "ACCOUNTANTS",
     "METHODS",
+    "AccountantUnavailable",
     "Composed",
     "EpsilonComparison",
+    "GroupGuarantee",
     "NoOp",
     "NonPrivate",
     "PoissonSampledGaussian",
     "PrivacyLedger",
+    "answer_epsilon",
+    "calibrate",
     "calibrate_noise_multiplier",
     "clopper_pearson_bound",
     "compare_epsilon",
@@ -55,6 +64,7 @@ __all__ = [
     "compute_epsilons",
     "empirical_epsilons",
     "gdp_estimate",
+    "group_privacy",
     "no_amplification_epsilon",
     "one_run_bound",
     "one_run_ceiling",

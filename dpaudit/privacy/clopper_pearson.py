@@ -12,8 +12,10 @@ Choosing t on the same scores that bound the rates would overstate the confidenc
 ways are offered:
 
 - ``selection="split"`` (default): stratified random halves; t is chosen on one half, the rates are
-  bounded on the other. It is the tighter of the two in our measurements (10⁴ per class, μ = 2,
-  δ = 10⁻⁵: ε_lb ≈ 4.1 against ≈ 3.9), but the number depends on ``seed``.
+  bounded on the other. It was the tighter of the two in one measurement (10⁴ per class, μ = 2,
+  δ = 10⁻⁵: ε_lb ≈ 4.1 against ≈ 3.9) but not in every setting (with few scores, halving them
+  can cost more than the union bound does), so neither variant is uniformly tighter; the number
+  depends on ``seed``.
 - ``selection="bonferroni"``: every threshold on all the scores, each rate bound at level
   (1 − confidence)/(2·#thresholds). Deterministic. (It is a valid union bound even though the
   thresholds are the observed scores: the bad event for a threshold only depends on its error

@@ -4,10 +4,18 @@ Verdicts:
 
 - ``consistent``: every empirical lower bound is at or below the theoretical ε.
 - ``VIOLATION``: some lower bound exceeds it. A lower bound is wrong with probability at most
-  1 − confidence, so this is a bug in training (e.g. noise too small, clipping skipped) or in
-  accounting — not an unlucky draw. The CLI exits 1.
-- ``no-guarantee``: the run was not DP (theoretical ε = ∞); the numbers still say how much
+  1 − confidence when its trials are independent (one-run canaries included independently with
+  probability ½); for member/non-member scores of one training run (Clopper–Pearson on attack
+  scores) that confidence is a heuristic, so read the verdict as "very likely a bug in training
+  (e.g. noise too small, clipping skipped) or in accounting", not as a proof. The CLI exits 1.
+- ``no-guarantee``: the adapter carries no DP guarantee (theoretical ε = ∞), with the reason: not
+  trained with DP, or trained with ``insecure_reproducible_noise`` ("noise derived from a recorded
+  seed": anyone with the data and the card can replay the run). The numbers still say how much
   leakage the attacks demonstrate.
+
+An accountant that cannot answer for the card (see :class:`~dpaudit.privacy.accountants.AccountantUnavailable`)
+is listed in ``Theory.unavailable`` with its reason; the others carry on. A card that records
+repeated records (``duplicates``) gets their group-level guarantee in ``Theory.group``.
 
 The theoretical ε is the smallest over the accountants (each is a valid upper bound, so the
 smallest is the strongest promise). All bounds (attacks × bound methods) are tested together:
@@ -28,14 +36,22 @@ import numpy as np
 
 from dpaudit.errors import InputError
 from dpaudit.privacy._arrays import check_delta_confidence, finite_or_none
-from dpaudit.privacy.accountants import ACCOUNTANTS, no_amplification_epsilon
+from dpaudit.privacy.accountants import ACCOUNTANTS, AccountantUnavailable, no_amplification_epsilon
 from dpaudit.privacy.empirical import BOUND_METHODS, METHODS, EmpiricalResult
 from dpaudit.privacy.events import Composed, PoissonSampledGaussian, PrivacyLedger
+from dpaudit.privacy.group import GroupGuarantee, group_privacy
+from dpaudit.privacy.one_run import INCLUSION_RATE_TOLERANCE
 from dpaudit.privacy.scores_io import read_scores
 
 CONSISTENT = "consistent"
 VIOLATION = "VIOLATION"
 NO_GUARANTEE = "no-guarantee"
+#: Why an adapter carries no guarantee (the verdict's reason, in words).
+NOT_DP = "not trained with DP"
+SEEDED_NOISE = "noise derived from a recorded seed"
+#: The card's ``dp.randomness``: secret CSPRNG seeds, or a run that opted into ``insecure_reproducible_noise``.
+SECURE_RANDOMNESS = "secure"
+INSECURE_RANDOMNESS = "insecure-reproducible"
 
 Scores = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -51,14 +67,21 @@ class Theory:
     card_accountant: str | None = None
     no_amplification_epsilon: float | None = None
     ledger: PrivacyLedger | None = None
+    no_guarantee_reason: str | None = None  # set when the adapter carries no guarantee (NOT_DP, SEEDED_NOISE)
+    unavailable: dict[str, str] = field(default_factory=dict)  # accountant → why it could not answer
+    group: GroupGuarantee | None = None  # the guarantee of the most repeated record (card's ``duplicates``)
+
+    @property
+    def guaranteed(self) -> bool:
+        return self.dp and self.no_guarantee_reason is None and bool(self.epsilons)
 
     @property
     def epsilon(self) -> float:
-        return min(self.epsilons.values()) if self.dp and self.epsilons else math.inf
+        return min(self.epsilons.values()) if self.guaranteed else math.inf
 
     @property
     def accountant(self) -> str | None:
-        if not self.dp or not self.epsilons:
+        if not self.guaranteed:
             return None
         return min(self.epsilons, key=self.epsilons.__getitem__)
 
@@ -72,7 +95,7 @@ def theory_from_card(
     """
     dp = None if card is None else card.get("dp")
     if not dp:
-        return Theory(dp=False, delta=delta, epsilons={})
+        return Theory(dp=False, delta=delta, epsilons={}, no_guarantee_reason=NOT_DP)
     if not isinstance(dp, Mapping):
         raise InputError(f"expected an object, got {type(dp).__name__}", field="dp")
     if delta is None:
@@ -95,7 +118,22 @@ def theory_from_card(
         except InputError as exc:
             raise InputError(str(exc), field="dp") from None
     names = list(accountants) if accountants is not None else ACCOUNTANTS.names()
-    epsilons = {name: ledger.epsilon(delta, accountant=name) for name in names}
+    epsilons: dict[str, float] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:
+        try:
+            epsilons[name] = ledger.epsilon(delta, accountant=name)
+        except AccountantUnavailable as exc:
+            unavailable[name] = str(exc)
+    reason = SEEDED_NOISE if dp.get("randomness") == INSECURE_RANDOMNESS else None
+    if not epsilons and reason is None:
+        reason = "no accountant could answer: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items())
+    duplicates = card.get("duplicates") if card is not None else None
+    group = None
+    if epsilons and duplicates and int(duplicates.get("max_multiplicity") or 1) > 1:
+        group = group_privacy(
+            epsilon=min(epsilons.values()), delta=delta, k=int(duplicates["max_multiplicity"]), n=dp.get("n")
+        )
     no_amp = None
     sigma, steps = dp.get("noise_multiplier"), dp.get("steps")
     if sigma is not None and steps is not None:
@@ -109,6 +147,9 @@ def theory_from_card(
         card_accountant=dp.get("accountant"),
         no_amplification_epsilon=no_amp,
         ledger=ledger,
+        no_guarantee_reason=reason,
+        unavailable=unavailable,
+        group=group,
     )
 
 
@@ -177,6 +218,9 @@ class EpsilonComparison:
         return {
             "verdict": self.verdict,
             "dp": self.theory.dp,
+            "no_guarantee_reason": self.theory.no_guarantee_reason,
+            "accountants_unavailable": dict(self.theory.unavailable),
+            "group_privacy": None if self.theory.group is None else self.theory.group.to_json(),
             "delta": self.delta,
             "confidence": self.confidence,
             "per_bound_confidence": self.per_bound_confidence,
@@ -228,33 +272,39 @@ def compare_epsilon(
     per_bound = 1.0 - (1.0 - confidence_f) / max(1, n_bounds)
 
     eps_theory = theory.epsilon
+    guaranteed = theory.guaranteed
     rows: list[ComparisonRow] = []
     for source, (s, y) in data.items():
         for func in funcs.values():
             result = func(s, y, delta=delta, confidence=per_bound, seed=seed)
             eps = float(result.epsilon)
-            tight = eps / eps_theory if theory.dp and eps_theory > 0 and math.isfinite(eps_theory) else None
-            violates = theory.dp and result.kind == "bound" and eps > eps_theory
+            tight = eps / eps_theory if guaranteed and eps_theory > 0 and math.isfinite(eps_theory) else None
+            violates = guaranteed and result.kind == "bound" and eps > eps_theory
             rows.append(ComparisonRow(source=source, result=result, tightness=tight, violates=violates))
 
-    if not theory.dp:
+    if not guaranteed:
         verdict = NO_GUARANTEE
     elif any(r.violates for r in rows):
         verdict = VIOLATION
     else:
         verdict = CONSISTENT
     notes = []
+    if theory.no_guarantee_reason is not None:
+        notes.append(f"no DP guarantee: {theory.no_guarantee_reason}")
+    notes += [f"{name} n/a ({why})" for name, why in theory.unavailable.items()]
+    if theory.group is not None:
+        notes.append(f"group privacy: {theory.group.describe()}")
     if n_bounds > 1:
         notes.append(
             f"{n_bounds} lower bounds, each at confidence {per_bound:.4g} (Bonferroni) so that all hold "
             f"together with confidence {confidence_f:g}"
         )
-    if any(r.method == "one-run" and abs(r.result.member_fraction - 0.5) > 0.1 for r in rows):  # type: ignore[union-attr]
+    if any(r.method == "one-run" and abs(r.result.member_fraction - 0.5) >= INCLUSION_RATE_TOLERANCE for r in rows):  # type: ignore[union-attr]
         notes.append(
             "one-run assumes each record was included independently with probability 1/2; "
             "some sources are far from half members"
         )
-    if theory.dp and any(r.kind == "estimate" and r.epsilon > eps_theory for r in rows):
+    if guaranteed and any(r.kind == "estimate" and r.epsilon > eps_theory for r in rows):
         notes.append(
             "a GDP estimate is above the theoretical ε: not a violation (estimates carry no confidence), "
             "but worth a look"

@@ -19,6 +19,7 @@ true ε of 2, 4, 8. Finite m caps every audit: even perfect guesses on all m can
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -32,6 +33,8 @@ from dpaudit.privacy.lower_bound import LowerBound
 
 #: Default guess counts, as fractions of m: k₊ = k₋ = round(f·m).
 DEFAULT_K_FRACTIONS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5)
+#: The theorem assumes inclusion with probability ½; a label rate this far from ½ breaks it visibly.
+INCLUSION_RATE_TOLERANCE = 0.05
 _EPS_MAX = 64.0  # q = expit(64) is 1 to double precision: nothing beyond is certifiable
 _XTOL = 1e-7
 
@@ -161,7 +164,9 @@ def one_run_bound(
     Args:
         scores: (m,) canary scores, higher = more likely included.
         labels: (m,) inclusion bits, each drawn independently with probability 1/2 before training
-            (the theorem's assumption; ``member_fraction`` in the result lets you eyeball it).
+            (the theorem's assumption). A rate of 1s at least 0.05 away from ½ warns, and then a
+            grid with k₊ ≠ k₋ is refused: with 80% members, guessing "in" for the top k is right
+            80% of the time by chance alone, so a one-sided grid certifies ε > 0 with no signal.
         k_grid: (k₊, k₋) pairs to try, or ints k meaning (k, k); default :func:`default_k_grid`.
         seed: breaks ties between equal scores at random (never by position, which might follow
             the labels).
@@ -171,6 +176,18 @@ def one_run_bound(
     assert confidence is not None
     m = int(s.size)
     grid = _normalise_grid(k_grid, m)
+    rate = float(y.mean())
+    if abs(rate - 0.5) >= INCLUSION_RATE_TOLERANCE:
+        lopsided = [g for g in grid if g[0] != g[1]]
+        if lopsided:
+            raise ConfigError(
+                f"one-run bounds assume each canary was included with probability 1/2, but {rate:.0%} of the labels "
+                f"are 1; a grid with k_plus != k_minus ({lopsided[0]}) would certify leakage from that imbalance "
+                "alone: use symmetric (k, k) guesses or canaries included with probability 1/2"
+            )
+        warnings.warn(
+            f"one-run bounds assume inclusion with probability 1/2; {rate:.0%} of the labels are 1", stacklevel=2
+        )
     alpha = (1.0 - confidence) / len(grid)
 
     perm = np.random.default_rng(seed).permutation(m)
@@ -203,7 +220,7 @@ def one_run_bound(
         ceiling=one_run_ceiling(m=m, delta=delta, confidence=confidence),
         ceiling_with_search=one_run_epsilon(m=m, guesses=max_r, correct=max_r, delta=delta, alpha=alpha),
         grid=grid,
-        member_fraction=float(y.mean()),
+        member_fraction=rate,
     )
 
 

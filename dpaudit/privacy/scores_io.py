@@ -28,6 +28,9 @@ import numpy as np
 from dpaudit.errors import InputError, MissingFileError
 from dpaudit.io import write_text_atomic
 
+SCORES_MARKER = "scores.json"
+"""Written beside the CSVs by ``attack --save-scores``: marks the directory as dpaudit's own."""
+
 COLUMNS = ("id", "member", "score")
 
 

@@ -20,12 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from dpaudit.attacks.client_level import UNITS
 from dpaudit.errors import ConfigError, InputError
 from dpaudit.io import read_json_object, write_json_atomic
+from dpaudit.outputs import prepare_output_dir
 from dpaudit.paths import cache_dir
+from dpaudit.scale.device import current_placement
+from dpaudit.scale.tasks import FanOut
 
 DEFAULT_ATTACKS = ("loss", "ref", "zlib", "mink", "minkpp", "lira")
-SHADOW_ATTACKS = ("shadow", "lira")
+SHADOW_ATTACKS = ("shadow", "lira", "lira_offline", "rmia_online")
 DEFAULT_DELTA = 1e-5
 """δ for the empirical numbers of a non-DP adapter (a DP adapter's card carries its own δ)."""
 MOST_EXPOSED = 10
@@ -44,10 +48,16 @@ class AuditConfig:
     confidence: float = 0.95
     delta: float | None = None
     adherence_limit: int = 32
-    redact: bool = False
+    show_records: bool = False  # record text in the report files (redacted by default: ids and lengths)
     use_cache: bool = True
+    show_pii: bool = False  # reveal extracted PII values in report.html (masked by default)
+    population_size: int | None = None  # RMIA's population records (None: the attack suite's default)
+    pii_samples: int | None = None  # best-of-n for PII extraction (None: the extraction default)
+    unit: str = "record"  # federated adapters: what the worst case and the ε comparison are about
 
     def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ConfigError(f"`unit` must be one of {', '.join(UNITS)}, got {self.unit!r}")
         if not self.attacks:
             raise ConfigError("`attacks` must name at least one attack, got none")
         if not 0 < self.confidence < 1:
@@ -79,17 +89,23 @@ def audit_adapter(
     seed: int | None = None,
     progress: bool = True,
     log: Log | None = None,
+    overwrite: bool = False,
+    fanout: FanOut = FanOut(),
 ) -> dict[str, Any]:
     """Audit the adapter at ``adapter`` and write report.json/html/md into ``out`` (atomically).
 
-    Returns the validated report dict. ``seed`` (if given) overrides ``config.seed``.
+    Returns the validated report dict. ``seed`` (if given) overrides ``config.seed``. ``out`` must
+    be new, empty, or (with ``overwrite``) an earlier report: checked before any work is done.
+    ``fanout``: where missing shadow adapters train (see :func:`dpaudit.attacks.suite.run_attacks`).
     """
+    from dpaudit.attacks.client_level import client_level_for
+    from dpaudit.attacks.pii import run_pii_extraction, split_pii
     from dpaudit.attacks.suite import resolve_candidates, run_attacks
     from dpaudit.evaluators.mia_metrics import score_histogram
     from dpaudit.evaluators.suite import evaluate
     from dpaudit.models.adapters import adapter_sha256, read_adapter_config, read_card
-    from dpaudit.report.schema import build_report, fingerprint_ids
-    from dpaudit.report.write import write_report
+    from dpaudit.report.schema import REPORT_FILE, build_report, fingerprint_ids
+    from dpaudit.report.write import REPORT_FILES, write_report
 
     config = config or AuditConfig()
     if seed is not None and seed != config.seed:
@@ -97,12 +113,14 @@ def audit_adapter(
     say = log or (lambda message: None)
     start = time.perf_counter()
     adapter = Path(adapter)
+    out = prepare_output_dir(out, marker=REPORT_FILE, own_files=REPORT_FILES, overwrite=overwrite,
+                             inputs=[p for p in (adapter, members, nonmembers) if p is not None])
     read_adapter_config(adapter)  # fails early, with a clear message, on anything but an adapter dir
     card = read_card(adapter)
     member_records, nonmember_records = resolve_candidates(adapter, card, members=members, nonmembers=nonmembers)
     weights_sha = adapter_sha256(adapter)
 
-    attacks = config.effective_attacks
+    attacks, want_pii = split_pii(config.effective_attacks)
     key = _cache_key(weights_sha, member_records, nonmember_records, base, attacks, config)
     suite = _cached_suite(key) if config.use_cache else None
     if suite is None:
@@ -114,8 +132,10 @@ def audit_adapter(
             nonmembers=nonmember_records,
             attacks=list(attacks),
             shadows=config.effective_shadows,
+            **({"population_size": config.population_size} if config.population_size else {}),
             seed=config.seed,
             progress=progress,
+            fanout=fanout,
         )
         suite = {
             "attacks": result.attacks,
@@ -151,13 +171,25 @@ def audit_adapter(
         log=say,
     )
 
-    say("ε: accountant vs empirical lower bounds")
-    epsilon = _epsilon_section(adapter, card, scores, labels, config)
+    pii_extraction = None
+    if want_pii:
+        say("PII extraction: greedy and best-of-n continuations of members' and non-members' spans")
+        pii_extraction = run_pii_extraction(adapter_dir=adapter, base=base, members=member_records,
+                                            nonmembers=nonmember_records, samples=config.pii_samples, seed=config.seed)
+    client_level = client_level_for(ids=suite["ids"], scores=scores, card=card, unit=config.unit, seed=config.seed)
+    say("ε: accountant vs empirical lower bounds" + (" (client level)" if config.unit == "client" else ""))
+    if config.unit == "client":
+        client_scores = {name: np.asarray(values) for name, values in client_level["scores"].items()}
+        client_labels = np.asarray(client_level["labels"], dtype=np.int8)
+        epsilon = _epsilon_section(adapter, _client_card(card), client_scores, client_labels, config)
+    else:
+        epsilon = _epsilon_section(adapter, card, scores, labels, config)
     records_by_id = {r.id: r for r in member_records + nonmember_records}
     worst = suite["worst_case"]
     report = build_report(
         adapter={"path": str(adapter), "name": adapter.name, "weights_sha256": weights_sha, "card": card},
-        base={"spec": evaluation["adapter"]["base"], "resolved": evaluation["adapter"]["base_resolved"]},
+        base={"spec": evaluation["adapter"]["base"], "resolved": evaluation["adapter"]["base_resolved"],
+              "placement": current_placement().resolve().to_json()},
         data={
             "members": fingerprint_ids(r.id for r in member_records),
             "nonmembers": fingerprint_ids(r.id for r in nonmember_records),
@@ -171,9 +203,17 @@ def audit_adapter(
         most_exposed=_most_exposed(suite["ids"], labels, scores[worst], records_by_id, attack=worst),
         seeds={"audit": config.seed, "train": (card or {}).get("seed")},
         wall_time_s=round(time.perf_counter() - start, 2),
+        unit=config.unit if client_level is not None else None,
+        client_level=client_level,
+        pii_extraction=pii_extraction,
     )
-    write_report(report, out, redact=config.redact)
+    write_report(report, out, show_records=config.show_records, show_pii=config.show_pii)
     return report
+
+
+def _client_card(card: dict) -> dict:
+    """The card as the comparator should read it for clients: its client-level guarantee as ``dp``."""
+    return {**card, "dp": card["federated"]["guarantees"]["client"]}
 
 
 def _cache_key(weights_sha: str, members, nonmembers, base: str | None, attacks: Sequence[str], config: AuditConfig) -> str:
@@ -186,6 +226,11 @@ def _cache_key(weights_sha: str, members, nonmembers, base: str | None, attacks:
         "shadows": config.effective_shadows,
         "seed": config.seed,
     }
+    if config.population_size:  # RMIA's scores depend on its population
+        payload["population_size"] = config.population_size
+    precision = current_placement().resolve().precision_tag  # bf16 / 4-bit scores are other numbers
+    if precision is not None:
+        payload["precision"] = precision
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -212,8 +257,12 @@ def _epsilon_section(adapter: Path, card: dict | None, scores: dict[str, np.ndar
     comparison = compare_epsilon(card=card, scores=sources, delta=delta, confidence=config.confidence,
                                  seed=config.seed).to_json()
     theory = comparison.get("epsilons_theory") or None
+    guaranteed = comparison["dp"] and comparison.get("no_guarantee_reason") is None
     return {
-        "theory": theory if comparison["dp"] else None,
+        "theory": theory if guaranteed else None,
+        "no_guarantee_reason": comparison.get("no_guarantee_reason"),
+        "accountants_unavailable": comparison.get("accountants_unavailable") or {},
+        "group_privacy": comparison.get("group_privacy"),
         "accountant": comparison.get("card_accountant") or comparison.get("epsilon_theory_accountant"),
         "delta": comparison["delta"],
         "empirical": [

@@ -3,6 +3,10 @@
 Direction of "better" is a property of the metric, declared once in :data:`METRICS`: lower is better
 for leakage (AUC, TPR, ε, exposure) and for perplexity; higher is better for adherence. The headline
 use is LoRA vs DP-LoRA on the same members: how much privacy did DP buy, and what did it cost?
+
+Numbers are only comparable on the same data: :func:`compare_reports` warns (or, with ``strict``,
+refuses) when the reports' data fingerprints (member ids, non-member ids, data file) differ, and
+the ε rows show each column's δ, since empirical ε at different δ are different quantities.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dpaudit.report.markdown import table
 COMPARE_HTML = "compare.html"
 COMPARE_MARKDOWN = "compare.md"
 COMPARE_JSON = "compare.json"
+COMPARE_FILES = (COMPARE_HTML, COMPARE_MARKDOWN, COMPARE_JSON)
 LOWER, HIGHER = "lower", "higher"
 
 
@@ -47,7 +52,11 @@ KINDS = {
     "ppl": Kind(lambda v: fmt.num(v, 2), _signed(2)),
     "bits": Kind(lambda v: fmt.num(v, 1), _signed(1)),
     "text": Kind(lambda v: fmt.MISSING if v is None else str(v), lambda d: ""),
+    "delta": Kind(lambda v: f"{v:g}" if fmt.is_number(v) else fmt.MISSING, lambda d: ""),
 }
+FINGERPRINTS = (("member ids", ("members", "sha256")), ("non-member ids", ("nonmembers", "sha256")),
+                ("data file", ("data_sha256",)))
+"""What must match for two reports to measure the same thing: (name, path under ``report["data"]``)."""
 
 
 @dataclass(frozen=True)
@@ -77,17 +86,39 @@ class Comparison:
     labels: tuple[str, ...]
     reports: tuple[Mapping[str, Any], ...]
     rows: tuple[MetricRow, ...]
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "labels": list(self.labels),
             "adapters": [(r.get("adapter") or {}).get("path") for r in self.reports],
+            "warnings": list(self.warnings),
             "rows": [
                 {"section": r.section, "metric": r.name, "better": r.better, "best": r.best,
                  "values": [_json_number(v) for v in r.values], "shown": list(r.shown), "deltas": list(r.deltas)}
                 for r in self.rows
             ],
         }
+
+
+def data_mismatches(reports: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[str]:
+    """One sentence per data fingerprint that differs between reports (none known counts as equal)."""
+    problems = []
+    for name, path in FINGERPRINTS:
+        values = []
+        for report in reports:
+            node: Any = report.get("data") or {}
+            for key in path:
+                node = (node or {}).get(key) if isinstance(node, Mapping) else None
+            values.append(node)
+        known = {v for v in values if v is not None}
+        if len(known) > 1:
+            groups: dict[Any, list[str]] = {}
+            for value, label in zip(values, labels):
+                groups.setdefault(value, []).append(label)
+            shown = " vs ".join(", ".join(group) for group in groups.values())
+            problems.append(f"the reports were built on different {name} ({shown}): their numbers are not comparable")
+    return problems
 
 
 def _worst(report: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -112,10 +143,11 @@ def metric_specs(reports: Sequence[Mapping[str, Any]]) -> list[MetricSpec]:
     repeats = sorted({k for r in reports for k in ((r.get("exposure") or {}).get("per_repeat") or {})}, key=_repeat_order)
     specs = [
         MetricSpec("Adapter", "method", "text", None, fmt.method),
-        MetricSpec("Privacy", "worst-case attack", "text", None, lambda r: r.get("worst_case_attack")),
-        MetricSpec("Privacy", "worst-case AUC", "auc", LOWER, lambda r: _worst(r).get("auc")),
+        MetricSpec("Privacy", "highest AUC (any attack)", "auc", LOWER, lambda r: fmt.highest_auc(r)[1].get("auc")),
+        MetricSpec("Privacy", "attack with the highest AUC", "text", None, lambda r: fmt.highest_auc(r)[0]),
+        MetricSpec("Privacy", fmt.worst_case_label(), "text", None, lambda r: r.get("worst_case_attack")),
     ]
-    specs += [MetricSpec("Privacy", f"worst-case TPR @ {fmt.fpr_label(k)} FPR", "rate", LOWER, lambda r, k=k: _tpr(_worst(r), k))
+    specs += [MetricSpec("Privacy", f"worst case: TPR @ {fmt.fpr_label(k)} FPR", "rate", LOWER, lambda r, k=k: _tpr(_worst(r), k))
               for k in keys]
     worst_key = fpr_key(WORST_CASE_FPR)
     for name in attacks:
@@ -124,7 +156,8 @@ def metric_specs(reports: Sequence[Mapping[str, Any]]) -> list[MetricSpec]:
                                 lambda r, n=name: _tpr((r.get("attacks") or {}).get(n) or {}, worst_key)))
     specs += [
         MetricSpec("ε", "ε (accountant)", "epsilon", LOWER, fmt.theory_epsilon),
-        MetricSpec("ε", "ε empirical lower bound", "epsilon", LOWER,
+        MetricSpec("ε", "δ (of the empirical ε)", "delta", None, lambda r: (r.get("epsilon") or {}).get("delta")),
+        MetricSpec("ε", "ε empirical lower bound (at that δ)", "epsilon", LOWER,
                    lambda r: (fmt.strongest_empirical(r) or {}).get("epsilon_lb")),
         MetricSpec("ε", "verdict", "text", None, lambda r: (r.get("epsilon") or {}).get("verdict")),
     ]
@@ -142,13 +175,21 @@ def metric_specs(reports: Sequence[Mapping[str, Any]]) -> list[MetricSpec]:
     return specs
 
 
-def compare_reports(reports: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None) -> Comparison:
-    """Side-by-side rows of every metric any report holds (rows nobody measured are left out)."""
+def compare_reports(reports: Sequence[Mapping[str, Any]], labels: Sequence[str] | None = None, *,
+                    strict: bool = False) -> Comparison:
+    """Side-by-side rows of every metric any report holds (rows nobody measured are left out).
+
+    Reports built on different data are compared with a warning in :attr:`Comparison.warnings`;
+    ``strict`` turns that warning into an :class:`InputError`.
+    """
     if len(reports) < 2:
         raise InputError(f"compare needs at least two reports, got {len(reports)}")
     labels = list(labels) if labels is not None else unique_labels([fmt.adapter_label(r) for r in reports])
     if len(labels) != len(reports):
         raise InputError(f"got {len(labels)} labels for {len(reports)} reports")
+    warnings = data_mismatches(reports, labels)
+    if strict and warnings:
+        raise InputError(f"{warnings[0]} (--strict)")
     rows = []
     for spec in metric_specs(reports):
         values = tuple(spec.read(r) for r in reports)
@@ -164,7 +205,7 @@ def compare_reports(reports: Sequence[Mapping[str, Any]], labels: Sequence[str] 
             deltas=tuple("" if i == 0 else _delta(values[0], v, kind) for i, v in enumerate(values)),
             best=_best(values, labels, spec.better),
         ))
-    return Comparison(labels=tuple(labels), reports=tuple(reports), rows=tuple(rows))
+    return Comparison(labels=tuple(labels), reports=tuple(reports), rows=tuple(rows), warnings=tuple(warnings))
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
@@ -230,12 +271,12 @@ def comparison_figures(comparison: Comparison) -> dict[str, Any]:
     else:
         utility_label, read = "held-out perplexity (lower is better)", lambda r: _utility(r, "perplexity", "heldout")
     points = [
-        plots.TradeoffPoint(point_label(report, label), _worst(report).get("auc"), read(report))
+        plots.TradeoffPoint(point_label(report, label), fmt.highest_auc(report)[1].get("auc"), read(report))
         for label, report in zip(comparison.labels, comparison.reports)
     ]
     return {
         "roc": plots.roc_loglog_figure(curves),
-        "tradeoff": plots.privacy_utility_figure(points, utility_label=utility_label),
+        "tradeoff": plots.privacy_utility_figure(points, utility_label=utility_label, rate=has_adherence),
         "tradeoff_axis": utility_label,
     }
 
@@ -251,7 +292,9 @@ def render_compare_markdown(comparison: Comparison) -> str:
         body.append([f"{row.name}{direction}", *row.shown, *row.deltas[1:], best])
     numeric = range(1, len(header) - 1)
     title = " vs ".join(comparison.labels)
-    return "\n".join([f"## dpaudit compare: {title}", "", table(header, body, right=numeric), "",
+    warnings = [f"> ⚠️ **Warning:** {w}" for w in comparison.warnings]
+    return "\n".join([f"## dpaudit compare: {title}", "", *warnings, *([""] if warnings else []),
+                      table(header, body, right=numeric), "",
                       "_↓ lower is better, ↑ higher is better. Δ: difference from the first column (pp = percentage points). "
                       "Full comparison with the overlaid ROC and the privacy-utility plot: compare.html._", ""])
 

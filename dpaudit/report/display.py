@@ -1,7 +1,10 @@
 """Numbers → short strings, and the headline facts of a report, shared by HTML, Markdown and compare.
 
 One place decides how an AUC, a TPR, an ε or a missing value is written, so the three renderings
-never disagree.
+never disagree. It also holds the one definition of the headline numbers: the *worst-case attack* is
+the one with the highest TPR at :data:`WORST_CASE_FPR` (ties by AUC; :func:`worst_case_label` names
+that criterion wherever it is shown), and the *highest AUC* is the largest AUC of any attack, shown
+as such (it is what ``gate --max-auc`` checks).
 """
 
 from __future__ import annotations
@@ -33,6 +36,18 @@ def pct(value: Any, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%" if is_number(value) else MISSING
 
 
+def confidence(value: Any) -> str:
+    """A confidence level with every digit it has: ``0.95 -> "95%"``, ``0.995 -> "99.5%"`` (never "100%")."""
+    return f"{100 * value:.10g}%" if is_number(value) else MISSING
+
+
+def count(value: Any) -> str:
+    """A count as an integer (``16.0 -> "16"``); anything else as a number."""
+    if is_number(value) and float(value).is_integer():
+        return str(int(value))
+    return num(value)
+
+
 def ci(interval: Any, fmt: Any = num) -> str:
     """``[0.61, 0.74] -> "[0.610, 0.740]"``; missing or undefined → ""."""
     if not interval or len(interval) != 2 or not all(is_number(v) for v in interval):
@@ -48,8 +63,17 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str
         if isinstance(value, Mapping):
             rows += flatten(value, prefix=f"{label}: ")
         elif not isinstance(value, (list, tuple)):
-            rows.append((label, num(value) if is_number(value) else MISSING if value is None else str(value)))
+            shown = (count(value) if isinstance(value, int) else num(value)) if is_number(value) else None
+            rows.append((label, shown or (MISSING if value is None else str(value))))
     return rows
+
+
+def tpr_text(metrics: Mapping[str, Any], key: str) -> str:
+    """TPR at FPR ``key`` as a percentage, or why it is not reported ("needs ≥ 500 non-members")."""
+    needs = (metrics.get("tpr_at_fpr_needs") or {}).get(key)
+    if needs is not None:
+        return f"needs ≥ {needs} non-members"
+    return pct((metrics.get("tpr_at_fpr") or {}).get(key))
 
 
 def fpr_label(key: str) -> str:
@@ -61,6 +85,20 @@ def fpr_keys(attacks: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The target FPRs present in any attack, smallest first."""
     keys = {key for metrics in attacks.values() for key in (metrics.get("tpr_at_fpr") or {})}
     return sorted(keys, key=float)
+
+
+def worst_case_label() -> str:
+    """How the worst-case attack is chosen, for every label that shows it."""
+    return f"worst case (highest TPR at {fpr_label(fpr_key(WORST_CASE_FPR))} FPR)"
+
+
+def highest_auc(report: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """(attack, metrics) of the attack with the largest finite AUC; ties go to the first name alphabetically."""
+    attacks = report.get("attacks") or {}
+    scored = [(name, m) for name, m in sorted(attacks.items()) if is_number(m.get("auc"))]
+    if not scored:
+        return None, {}
+    return max(scored, key=lambda item: item[1]["auc"])
 
 
 def adapter_label(report: Mapping[str, Any]) -> str:
@@ -103,10 +141,25 @@ def strongest_empirical(report: Mapping[str, Any]) -> dict[str, Any] | None:
     return max(entries, key=lambda e: e["epsilon_lb"]) if entries else None
 
 
-def epsilon_text(value: float | None) -> str:
+def epsilon_text(value: float | None, reason: str | None = None) -> str:
+    """An ε for display; ∞ carries the reason there is no guarantee (default: not DP)."""
     if value is None:
         return MISSING
-    return NOT_DP if math.isinf(value) else num(value, 2)
+    if math.isinf(value):
+        return f"∞ ({reason})" if reason else NOT_DP
+    return num(value, 2)
+
+
+def epsilon_notes(report: Mapping[str, Any]) -> list[str]:
+    """Lines under the ε figures: accountants that could not answer, and the group-privacy guarantee."""
+    from dpaudit.privacy.group import GroupGuarantee
+
+    epsilon = report.get("epsilon") or {}
+    notes = [f"{name}: n/a ({why})" for name, why in (epsilon.get("accountants_unavailable") or {}).items()]
+    group = epsilon.get("group_privacy")
+    if group:
+        notes.append(f"group privacy: {GroupGuarantee(**group).describe()}")
+    return notes
 
 
 def adherence_rates(report: Mapping[str, Any], who: str = "adapter") -> Mapping[str, Any] | None:
@@ -123,6 +176,7 @@ def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     attacks = report.get("attacks") or {}
     worst = report.get("worst_case_attack")
     metrics = attacks.get(worst) or {}
+    top_attack, top = highest_auc(report)
     key = fpr_key(WORST_CASE_FPR)
     theory = theory_epsilon(report)
     empirical = strongest_empirical(report)
@@ -133,18 +187,23 @@ def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "adapter": adapter_label(report),
         "method": method(report) or "unknown method",
+        "worst_label": worst_case_label(),
+        "worst_title": worst_case_label()[:1].upper() + worst_case_label()[1:],
         "worst_attack": worst or MISSING,
-        "auc": num(metrics.get("auc")),
-        "auc_value": metrics.get("auc"),
-        "auc_ci": ci(metrics.get("auc_ci95")),
-        "tpr": pct(metrics.get("tpr_at_fpr", {}).get(key)),
+        "worst_auc": num(metrics.get("auc")),
+        "auc_attack": top_attack or MISSING,
+        "auc": num(top.get("auc")),
+        "auc_value": top.get("auc"),
+        "auc_ci": ci(top.get("auc_ci95")),
+        "tpr": tpr_text(metrics, key),
         "tpr_ci": ci((metrics.get("tpr_at_fpr_ci95") or {}).get(key), pct),
         "tpr_fpr": fpr_label(key),
-        "epsilon_theory": epsilon_text(theory),
+        "epsilon_theory": epsilon_text(theory, epsilon.get("no_guarantee_reason")),
+        "epsilon_notes": epsilon_notes(report),
         "epsilon_accountant": epsilon.get("accountant") or "",
         "epsilon_empirical": num(empirical["epsilon_lb"], 2) if empirical else MISSING,
         "epsilon_empirical_source": (
-            f"{empirical['attack']}, {empirical['method']}, {pct(empirical['confidence'], 1)} conf."
+            f"{empirical['attack']}, {empirical['method']}, {confidence(empirical['confidence'])} conf."
             if empirical else ""
         ),
         "delta": f"{epsilon['delta']:g}" if is_number(epsilon.get("delta")) else MISSING,
@@ -172,7 +231,7 @@ def attack_rows(report: Mapping[str, Any]) -> tuple[list[str], list[dict[str, An
             "worst": name == report.get("worst_case_attack"),
             "auc": num(metrics.get("auc")),
             "auc_ci": ci(metrics.get("auc_ci95")),
-            "tprs": [pct(tprs.get(k)) for k in keys],
+            "tprs": [tpr_text(metrics, k) for k in keys],
             "tpr_cis": [ci(tpr_cis.get(k), pct) for k in keys],
             "balanced_accuracy": num(metrics.get("balanced_accuracy")),
             "n_members": metrics.get("n_members"),

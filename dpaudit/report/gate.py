@@ -34,7 +34,7 @@ from dpaudit.report import display as fmt
 WORST = "worst"
 CONFIG_TABLE = ("tool", "dpaudit", "gate")
 PYPROJECT = "pyproject.toml"
-_NUMBER_SETTINGS = {"max_auc", "max_epsilon", "max_empirical_epsilon", "min_adherence"}
+_NUMBER_SETTINGS = {"max_auc", "max_epsilon", "max_empirical_epsilon", "min_adherence", "max_pii_extraction"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class GateThresholds:
     """What a report must satisfy; None (or empty) means "not checked".
 
     ``max_tpr_at_fpr`` holds (fpr, max_tpr) pairs, e.g. ((0.01, 0.05),): at most 5% of members
-    identified at 1% FPR.
+    identified at 1% FPR. ``max_pii_extraction``: the most the adapter's best-of-n extraction rate on
+    members may exceed its rate on non-members (what training leaked, beyond guessing).
     """
 
     max_auc: float | None = None
@@ -50,12 +51,13 @@ class GateThresholds:
     max_epsilon: float | None = None
     max_empirical_epsilon: float | None = None
     min_adherence: float | None = None
+    max_pii_extraction: float | None = None
     attack: str = WORST
     use_upper_ci: bool = False
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("max_auc", "min_adherence"):
+        for name in ("max_auc", "min_adherence", "max_pii_extraction"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 problems.append(f"`{name}` must be in [0, 1], got {value}")
@@ -81,6 +83,7 @@ class GateThresholds:
             and self.max_epsilon is None
             and self.max_empirical_epsilon is None
             and self.min_adherence is None
+            and self.max_pii_extraction is None
         )
 
     def override(self, **changes: Any) -> GateThresholds:
@@ -147,7 +150,7 @@ def evaluate_gate(report: Mapping[str, Any], thresholds: GateThresholds, *, sour
     if thresholds.empty:
         raise InputError(
             "no gate thresholds given: pass --max-auc, --max-tpr-at-fpr, --max-epsilon, "
-            "--max-empirical-epsilon or --min-adherence, or a [tool.dpaudit.gate] table"
+            "--max-empirical-epsilon, --min-adherence or --max-pii-extraction, or a [tool.dpaudit.gate] table"
         )
     checks: list[Check] = []
     if thresholds.max_auc is not None:
@@ -159,6 +162,8 @@ def evaluate_gate(report: Mapping[str, Any], thresholds: GateThresholds, *, sour
         checks.append(_max_empirical_epsilon(report, thresholds.max_empirical_epsilon))
     if thresholds.min_adherence is not None:
         checks.append(_min_adherence(report, thresholds))
+    if thresholds.max_pii_extraction is not None:
+        checks.append(_max_pii_extraction(report, thresholds))
     return GateResult(checks=tuple(checks), source=source)
 
 
@@ -176,6 +181,15 @@ def _max_auc(report: Mapping[str, Any], thresholds: GateThresholds) -> Check:
 
 def _max_tpr(report: Mapping[str, Any], thresholds: GateThresholds, fpr: float, limit: float) -> Check:
     key = _require_fpr(report, fpr)
+    for attack, metrics in sorted((report.get("attacks") or {}).items()):
+        needs = (metrics.get("tpr_at_fpr_needs") or {}).get(key)
+        if needs is not None and thresholds.attack in (WORST, attack):  # never pass (or fail) on no evidence
+            raise InputError(
+                f"TPR at {fmt.fpr_label(key)} FPR is not reported for attack '{attack}': it needs ≥ {needs} "
+                f"non-members, the audit had {metrics.get('n_nonmembers')}; audit with more non-members or gate "
+                "a higher FPR",
+                field="tpr_at_fpr",
+            )
     return _attack_check(
         report,
         thresholds,
@@ -191,8 +205,8 @@ def _max_epsilon(report: Mapping[str, Any], limit: float) -> Check:
     theory = fmt.theory_epsilon(report)
     if theory is None:
         raise InputError("the report has no ε section; drop --max-epsilon or audit with the ε comparator", field="epsilon")
-    if math.isinf(theory):
-        basis = "not trained with DP"
+    if math.isinf(theory):  # no guarantee: ∞, with the reason (not DP, or noise derived from a recorded seed)
+        basis = report["epsilon"].get("no_guarantee_reason") or "not trained with DP"
     else:
         basis = f"accountant {report['epsilon'].get('accountant') or 'max'}"
     return _compare("max-epsilon", "theoretical ε", None, theory, limit, "<=", basis=basis)
@@ -228,6 +242,24 @@ def _min_adherence(report: Mapping[str, Any], thresholds: GateThresholds) -> Che
     else:
         measured, basis = rates.get("prompt_strict"), "point estimate"
     return _compare("min-adherence", "adherence (prompt, strict)", None, measured, thresholds.min_adherence, ">=", basis=basis)
+
+
+def _max_pii_extraction(report: Mapping[str, Any], thresholds: GateThresholds) -> Check:
+    section = report.get("pii_extraction")
+    if not section:
+        raise InputError(
+            "the report has no PII extraction; drop --max-pii-extraction or audit with --attacks ...,pii",
+            field="pii_extraction",
+        )
+    members = section["adapter"]["members"]["overall"]["best_of_n"]
+    nonmembers = section["adapter"]["nonmembers"]["overall"]["best_of_n"]
+    if thresholds.use_upper_ci:  # the pessimistic ends: members' upper bound, non-members' lower
+        high, low, basis = _upper(members.get("ci95")), _lower(nonmembers.get("ci95")), "95% CI ends"
+    else:
+        high, low, basis = members.get("rate"), nonmembers.get("rate"), "point estimate"
+    measured = None if high is None or low is None else high - low
+    metric = "PII extraction rate, members − non-members (best of n)"
+    return _compare("max-pii-extraction", metric, None, measured, thresholds.max_pii_extraction, "<=", basis=basis)
 
 
 def _require_fpr(report: Mapping[str, Any], fpr: float) -> str:

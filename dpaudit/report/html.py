@@ -1,8 +1,11 @@
 """report.html: one self-contained page (CSS inline, figures as PNG data URIs) rendered by jinja2.
 
 Autoescaping is on for every template, so dataset text (which an attacker may control: it is
-training data) always renders as text, ``<script>`` included. ``redact=True`` masks record and
-canary content before it reaches the template, for reports that leave the team.
+training data) always renders as text, ``<script>`` included. Record and canary content is masked
+before it reaches the template unless ``show_records=True``, and the page says at its top which of
+the two it is: an audit is shared with reviewers who must not see the training records. Each kind of
+sensitive content has its own masking function and flag (records here, PII values beside them), so
+a new section adds one of each.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def redacted(report: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def masked_pii(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``report`` whose extracted PII values (``pii_extraction.examples``) are masked."""
+    out = copy.deepcopy(dict(report))
+    for example in (out.get("pii_extraction") or {}).get("examples") or []:
+        example["value"] = redact_text(example["value"])
+    return out
+
+
 def figures(report: Mapping[str, Any]) -> dict[str, str | None]:
     """Every figure of the report page as a data URI (None when there is nothing to plot)."""
     attacks = report.get("attacks") or {}
@@ -67,10 +78,13 @@ def figures(report: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
-def render_html(report: Mapping[str, Any], *, redact: bool = False) -> str:
-    """The report page as one HTML string (no external resources)."""
-    if redact:
+def render_html(report: Mapping[str, Any], *, show_records: bool = False, show_pii: bool = False) -> str:
+    """The report page as one HTML string (no external resources). Record text is masked unless
+    ``show_records``, extracted PII values unless ``show_pii``."""
+    if not show_records:
         report = redacted(report)
+    if not show_pii:
+        report = masked_pii(report)
     fpr_columns, attack_rows = fmt.attack_rows(report)
     card = (report.get("adapter") or {}).get("card")
     return environment().get_template("report.html").render(
@@ -80,5 +94,6 @@ def render_html(report: Mapping[str, Any], *, redact: bool = False) -> str:
         attack_rows=attack_rows,
         figures=figures(report),
         card_json=json.dumps(card, indent=2, sort_keys=True) if card else None,
-        redacted=redact,
+        redacted=not show_records,
+        pii_shown=show_pii,
     )

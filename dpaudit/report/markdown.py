@@ -36,8 +36,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     s = fmt.headline(report)
     lines = [f"## dpaudit: {s['adapter']} ({s['method']})", ""]
     lines.append(
-        f"**Worst-case attack:** `{s['worst_attack']}` · AUC **{s['auc']}** {s['auc_ci']} · "
-        f"TPR at {s['tpr_fpr']} FPR **{s['tpr']}** {s['tpr_ci']}".rstrip()
+        f"**Highest AUC:** **{s['auc']}** {s['auc_ci']} (`{s['auc_attack']}`) · "
+        f"**{s['worst_title']}:** `{s['worst_attack']}`, TPR **{s['tpr']}** {s['tpr_ci']}, "
+        f"AUC {s['worst_auc']}".rstrip()
     )
     lines.append("")
     fpr_columns, rows = fmt.attack_rows(report)
@@ -63,6 +64,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"**ε:** theory {s['epsilon_theory']}{accountant} · empirical lower bound {s['epsilon_empirical']}{source} · "
             f"δ = {s['delta']} · verdict: {icon} **{s['verdict']}**"
         )
+        lines += [f"- {note}" for note in s["epsilon_notes"]]
     else:
         lines.append("**ε:** not compared in this audit.")
     lines.append("")

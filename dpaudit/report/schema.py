@@ -95,6 +95,9 @@ def build_report(
     versions: Mapping[str, str | None] | None = None,
     wall_time_s: float | None = None,
     created: str | None = None,
+    unit: str | None = None,
+    client_level: Mapping[str, Any] | None = None,
+    pii_extraction: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a complete, validated report dict (sections not run stay None).
 
@@ -119,6 +122,11 @@ def build_report(
         "versions": dict(versions) if versions is not None else collect_versions(),
         "wall_time_s": wall_time_s,
     }
+    if unit is not None:  # federated adapters only (`--unit`, the client-level attack)
+        report["unit"] = unit
+        report["client_level"] = dict(client_level) if client_level is not None else None
+    if pii_extraction is not None:  # only when the audit ran the PII-extraction attack
+        report["pii_extraction"] = dict(pii_extraction)
     report = to_jsonable(report)
     validate_report(report)
     return report

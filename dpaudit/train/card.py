@@ -39,11 +39,13 @@ def build_card(
     method: str,
     hyperparameters: dict[str, Any],
     dp: dict[str, Any] | None,
+    duplicates: dict[str, Any] | None = None,
     canaries: dict[str, Any] | None,
     gradient_canaries: dict[str, Any] | None,
     training: dict[str, Any],
     seed: int,
     wall_time_s: float,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "dpaudit_version": __version__,
@@ -56,10 +58,12 @@ def build_card(
         "method": method,
         "hyperparameters": hyperparameters,
         "dp": dp,
+        "duplicates": duplicates,
         "canaries": canaries,
         "gradient_canaries": gradient_canaries,
         "training": training,
         "seed": seed,
         "wall_time_s": round(wall_time_s, 3),
+        "placement": placement,  # {device, dtype, quantize} the base ran in while training
         "versions": library_versions(),
     }

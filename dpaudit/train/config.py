@@ -20,13 +20,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from dpaudit.errors import ConfigError
+from dpaudit.scale.device import Placement
 
 METHODS = ("lora", "dora", "dylora", "full")
 OPTIMIZERS = ("sgd", "adam")
 SAMPLERS = ("poisson", "shuffle")
 ACCOUNTANTS = ("prv", "rdp")
-CLIPPING_MODES = ("flat", "per-layer", "adaptive")
-DEVICES = ("auto", "cpu", "cuda")
+CLIPPING_MODES = ("flat", "per-layer", "adaptive", "noise-allocation")
 GRAD_SAMPLE_MODES = ("hooks", "functorch")  # opacus: per-layer hooks (functorch for unknown layers), or functorch only
 
 
@@ -58,13 +58,20 @@ class DPConfig:
     delta: float | None = field(default=None, metadata={"help": "δ; default 1/(10·N); must be < 1/N."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "C: per-example clipping norm."})
     accountant: str = field(default="prv", metadata={"help": "prv or rdp (opacus accountants)."})
-    clipping: str = field(default="flat", metadata={"help": "flat, per-layer or adaptive."})
+    clipping: str = field(default="flat", metadata={"help": "flat, per-layer, adaptive or noise-allocation."})
     target_unclipped_quantile: float = field(default=0.5, metadata={"help": "adaptive: quantile γ of norms to track."})
     clipbound_learning_rate: float = field(default=0.2, metadata={"help": "adaptive: geometric step η_C."})
     unclipped_num_std: float | None = field(
         default=None, metadata={"help": "adaptive: σ_b of the clipped-count noise; default max(q·N/20, σ)."}
     )
     grad_sample_mode: str = field(default="hooks", metadata={"help": "opacus per-example gradients: hooks or functorch."})
+    insecure_reproducible_noise: bool = field(
+        default=False,
+        metadata={
+            "help": "Derive the Poisson sampling and the noise from `seed` (bit-identical reruns) instead of a "
+            "secret CSPRNG seed. Voids the DP guarantee: anyone with the data and the card can replay the run."
+        },
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -103,14 +110,17 @@ class TrainConfig:
     lr: float = field(default=2e-3, metadata={"help": "Learning rate."})
     optimizer: str = field(default="adam", metadata={"help": "sgd or adam."})
     max_length: int = field(default=256, metadata={"help": "Tokens per example (longer ones are cut)."})
-    seed: int = field(default=0, metadata={"help": "Seeds the split, sampling, noise, init and canaries."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seeds the split, init, canaries and non-DP shuffling; DP sampling and noise stay secret."},
+    )
     sampler: str | None = field(default=None, metadata={"help": "poisson or shuffle; default poisson with DP."})
     member_fraction: float = field(default=0.5, metadata={"help": "Share of the data file that becomes members."})
     canary_inclusion: float | None = field(default=None, metadata={"help": "Insert each canary record with this probability."})
     canary_repeats: tuple[int, ...] | None = field(default=None, metadata={"help": "Canary groups inserted this many times."})
     gradient_canaries: int = field(default=0, metadata={"help": "White-box Dirac canaries (DP only)."})
     checkpoint_every: int = field(default=100, metadata={"help": "Steps between checkpoints; 0 disables."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda."})
+    device: str = field(default="auto", metadata={"help": "auto (where the base was loaded), cpu, cuda or cuda:N."})
     dp: DPConfig | None = field(default=None, metadata={"help": "DP-SGD settings; None trains without DP."})
     # Test hook: multiplies the DP noise actually added while the ledger keeps the configured σ.
     # Anything but 1.0 is a deliberately broken trainer (see tests/train/test_gradient_canaries.py).
@@ -120,7 +130,10 @@ class TrainConfig:
         problems: list[str] = []
         _one_of(problems, "method", self.method, METHODS)
         _one_of(problems, "optimizer", self.optimizer, OPTIMIZERS)
-        _one_of(problems, "device", self.device, DEVICES)
+        try:
+            Placement(device=self.device)
+        except ConfigError as exc:
+            problems.append(str(exc))
         if self.sampler is not None:
             _one_of(problems, "sampler", self.sampler, SAMPLERS)
         for name in ("rank", "batch_size", "max_length"):

@@ -247,6 +247,7 @@ CLIPPING: Registry[type[DPOptimizer]] = Registry("clipping mode")
 CLIPPING.register("flat")(FlatDPOptimizer)
 CLIPPING.register("per-layer")(PerLayerDPOptimizer)
 CLIPPING.register("adaptive")(AdaptiveClipDPOptimizer)
+import dpaudit.train.noise_allocation  # noqa: E402,F401 - registers "noise-allocation" (it builds on the mixin above)
 
 
 def default_unclipped_num_std(*, expected_batch_size: float, noise_multiplier: float) -> float:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +35,11 @@ from torch import nn
 
 from dpaudit.data.tokenize import IGNORE_INDEX, EncodedExample, pad_batch
 from dpaudit.errors import ConfigError, InputError
-from dpaudit.privacy.accountants import calibrate_noise_multiplier
+from dpaudit.models.scoring import next_token_targets, target_logits
+from dpaudit.privacy.accountants import answer_epsilon, calibrate
+from dpaudit.privacy.comparator import INSECURE_RANDOMNESS, SECURE_RANDOMNESS
 from dpaudit.privacy.events import PoissonSampledGaussian, PrivacyLedger
+from dpaudit.scale.device import Placement
 from dpaudit.train import checkpoint as ckpt
 from dpaudit.train.canaries import GradientCanaries
 from dpaudit.train.config import TrainConfig
@@ -56,6 +61,8 @@ class Plan:
     delta: float | None = None
     noise_multiplier: float | None = None
     delta_rule: str | None = None
+    calibration_accountant: str | None = None  # the accountant σ was calibrated with (it may differ: see note)
+    calibration_note: str | None = None
 
 
 def plan_run(n: int, config: TrainConfig) -> Plan:
@@ -86,13 +93,15 @@ def plan_run(n: int, config: TrainConfig) -> Plan:
                 "allows releasing a whole training example"
             )
         rule = f"given; 1/N = {1.0 / n:.3g} with N = {n} training examples (δ·N = {delta * n:.3g})"
-    sigma = dp.noise_multiplier
-    if sigma is None:
-        sigma = calibrate_noise_multiplier(
-            target_epsilon=dp.target_epsilon, sample_rate=q, steps=steps, delta=delta, accountant=dp.accountant
+    if dp.noise_multiplier is not None:
+        return Plan(
+            n=n, steps=steps, sample_rate=q, expected_batch_size=q * n, delta=delta,
+            noise_multiplier=dp.noise_multiplier, delta_rule=rule,
         )
+    found = calibrate(target_epsilon=dp.target_epsilon, sample_rate=q, steps=steps, delta=delta, accountant=dp.accountant)
     return Plan(
-        n=n, steps=steps, sample_rate=q, expected_batch_size=q * n, delta=delta, noise_multiplier=sigma, delta_rule=rule
+        n=n, steps=steps, sample_rate=q, expected_batch_size=q * n, delta=delta, noise_multiplier=found.noise_multiplier,
+        delta_rule=rule, calibration_accountant=found.accountant, calibration_note=found.note,
     )
 
 
@@ -101,22 +110,53 @@ def stream_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
 
 
+#: The DP mechanism's random streams: secret unless the run opts into insecure reproducible noise.
+MECHANISM_STREAMS = ("sampler", "noise")
+
+
+def mechanism_randomness(config: TrainConfig) -> str:
+    """``"secure"`` or ``"insecure-reproducible"`` (recorded in the card's ``dp.randomness``)."""
+    insecure = config.dp is not None and config.dp.insecure_reproducible_noise
+    return INSECURE_RANDOMNESS if insecure else SECURE_RANDOMNESS
+
+
+def generator_seed(config: TrainConfig, name: str) -> int:
+    """The seed of stream ``name``: from ``config.seed`` except for the DP mechanism's streams.
+
+    DP-SGD's guarantee assumes the adversary cannot predict which examples a step samples or the
+    noise it adds. Seeded from ``--seed`` (which the card records) both are predictable: replaying
+    the run on a neighbouring dataset decides membership with no error. So under DP the sampler
+    and the noise draw a fresh secret seed from the OS's CSPRNG (never printed nor stored outside
+    the private checkpoint), unless ``insecure_reproducible_noise`` opts out for tests and studies.
+    """
+    if config.dp is not None and name in MECHANISM_STREAMS and not config.dp.insecure_reproducible_noise:
+        return secrets.randbits(63)
+    return stream_seed(config.seed, name)
+
+
 def per_example_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy over each example's target tokens, shape (n,)."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    logits = out.logits[:, :-1].float()
-    labels = batch["labels"][:, 1:]
-    token_loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
-    mask = (labels != IGNORE_INDEX).to(token_loss.dtype)
-    return (token_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+    """Mean next-token cross-entropy over each example's target tokens, shape (n,), in float32.
+
+    The LM head runs only at the positions that predict a target token (:func:`target_logits`), not
+    over the prompt and padding; the cross-entropy is taken in float32 whatever the model's dtype.
+    An example without target tokens has loss 0 (and so no gradient).
+    """
+    targets = next_token_targets(batch["labels"])
+    is_target = targets != IGNORE_INDEX
+    logits = target_logits(model, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], is_target=is_target)
+    token_loss = F.cross_entropy(logits.float(), targets[is_target], reduction="none")  # (N,) over all target tokens
+    rows = is_target.nonzero()[:, 0]
+    sums = torch.zeros(is_target.shape[0], dtype=token_loss.dtype, device=token_loss.device).index_add(0, rows, token_loss)
+    return sums / is_target.sum(1).clamp(min=1).to(sums.dtype)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("`device` 'cuda' asked for but no CUDA device is available")
-    return torch.device(name)
+def resolve_device(name: str, *, model: nn.Module | None = None) -> torch.device:
+    """Where a run trains. ``auto`` trains where ``model`` already is (``load_base`` put the base on
+    its device, in its dtype), or on CUDA when present without a model; ``cpu``, ``cuda`` and
+    ``cuda:N`` are checked against this machine (:class:`dpaudit.scale.device.Placement`)."""
+    if name == "auto" and model is not None:
+        return next(model.parameters()).device
+    return Placement(device=name).resolve().torch_device
 
 
 class ShuffleBatches:
@@ -150,6 +190,7 @@ class LoopOutcome:
     ledger: PrivacyLedger | None
     realised_noise_std: float | None
     final_max_grad_norm: float | None
+    unclipped_num_std: float | None  # adaptive clipping: σ_b of the noisy clipped count actually used
     gradient_canaries: GradientCanaries | None
     dylora_ranks: list[int] = field(default_factory=list)
 
@@ -162,9 +203,9 @@ class TrainingRun:
         self.params = list(prepared.trainable.values())
         seed = config.seed
         self.generators = {
-            "sampler": torch.Generator().manual_seed(stream_seed(seed, "sampler")),
-            "noise": torch.Generator(device=device).manual_seed(stream_seed(seed, "noise")),
-            "dylora": torch.Generator().manual_seed(stream_seed(seed, "dylora")),
+            "sampler": torch.Generator().manual_seed(generator_seed(config, "sampler")),
+            "noise": torch.Generator(device=device).manual_seed(generator_seed(config, "noise")),
+            "dylora": torch.Generator().manual_seed(generator_seed(config, "dylora")),
         }
         self.base_optimizer = (
             torch.optim.SGD(self.params, lr=config.lr)
@@ -209,6 +250,7 @@ class TrainingRun:
         self.losses: list[float] = []
         self.ranks: list[int] = []
         self.checked = False  # the first-step sanity checks ran
+        self.shapes_checked = False  # the per-example gradient shapes were checked (first non-empty DP batch)
 
     @property
     def dp(self) -> bool:
@@ -269,14 +311,16 @@ class TrainingRun:
             # opacus's hooks on the first LoRA layer see inputs that need no gradient (a frozen base): expected.
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             (total if self.dp else total / n_logical).backward()
-        if self.dp and not self.checked:
+        if self.dp and not self.shapes_checked:
             check_grad_sample_shapes(self.params, batch_size=len(chunk))
+            self.shapes_checked = True
         return float(total.detach())
 
     def epsilon(self) -> float | None:
         if self.ledger is None or not len(self.ledger):
             return None
-        return self.ledger.epsilon(self.plan.delta, accountant=self.config.dp.accountant)
+        accountant = self.plan.calibration_accountant or self.config.dp.accountant
+        return answer_epsilon(self.ledger.events, delta=self.plan.delta, accountant=accountant).epsilon
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -291,6 +335,7 @@ class TrainingRun:
             "losses": self.losses,
             "ranks": self.ranks,
             "checked": self.checked,
+            "shapes_checked": self.shapes_checked,
             "shuffle": self.shuffle.state() if self.shuffle is not None else None,
             "ledger": self.ledger.to_json() if self.ledger is not None else None,
             "max_grad_norm": float(self.dp_optimizer.max_grad_norm) if self.dp else None,
@@ -312,8 +357,10 @@ class TrainingRun:
             raise InputError(
                 f"the checkpoint was written with different options ({', '.join(changed)}); rerun without --resume"
             )
-        if state["fingerprint"] != fingerprint:
-            raise InputError("the checkpoint was written for different training data; rerun without --resume")
+        saved_parts, parts = _fingerprint_parts(state["fingerprint"]), _fingerprint_parts(fingerprint)
+        for part, what in (("base", "a different base model (spec or weights)"), ("data", "different training data")):
+            if saved_parts.get(part) != parts.get(part):
+                raise InputError(f"the checkpoint was written for {what}; rerun without --resume")
         with torch.no_grad():
             for name, p in self.prepared.trainable.items():
                 p.copy_(tensors[f"param.{name}"].to(p.device))
@@ -332,6 +379,7 @@ class TrainingRun:
             self.dp_optimizer.check_noise_next_step = not state["noise_checked"]
         self.step, self.losses, self.ranks = state["step"], list(state["losses"]), list(state["ranks"])
         self.checked = state["checked"]
+        self.shapes_checked = state.get("shapes_checked", self.checked)
 
     def close(self) -> LoopOutcome:
         """Detach opacus and DyLoRA from the model and report."""
@@ -345,6 +393,7 @@ class TrainingRun:
             ledger=self.ledger,
             realised_noise_std=self.dp_optimizer.realised_noise_std if self.dp else None,
             final_max_grad_norm=float(self.dp_optimizer.max_grad_norm) if self.dp else None,
+            unclipped_num_std=_float_or_none(getattr(self.dp_optimizer, "unclipped_num_std", None)),
             gradient_canaries=self.canaries,
             dylora_ranks=self.ranks,
         )
@@ -361,10 +410,18 @@ def run_loop(
     checkpoint_dir: Path | None,
     resume: bool,
     progress: bool,
+    run_type: type[TrainingRun] | None = None,
+    base_fingerprint: str = "",
 ) -> LoopOutcome:
-    """Train ``prepared.model`` (already on ``device``) for ``plan.steps`` logical steps."""
-    run = TrainingRun(prepared, config=config, plan=plan, device=device)
-    fingerprint = examples_fingerprint(examples)
+    """Train ``prepared.model`` (already on ``device``) for ``plan.steps`` logical steps.
+
+    ``run_type``: a :class:`TrainingRun` subclass (data-parallel DP-SGD uses
+    :class:`dpaudit.train.distributed.DistributedTrainingRun`). ``base_fingerprint`` (the base's
+    spec and weights hash) goes into checkpoints beside the data's, so ``--resume`` refuses a
+    different base.
+    """
+    run = (run_type or TrainingRun)(prepared, config=config, plan=plan, device=device)
+    fingerprint = f"data={examples_fingerprint(examples)};base={base_fingerprint}"
     if resume:
         run.restore(checkpoint_dir, fingerprint=fingerprint)
     every = config.checkpoint_every if checkpoint_dir is not None else 0
@@ -383,6 +440,17 @@ def run_loop(
     return outcome
 
 
+def _fingerprint_parts(fingerprint: str) -> dict[str, str]:
+    """``"data=…;base=…"`` → {"data": …, "base": …} (an older checkpoint's bare hash is its data part)."""
+    if "=" not in fingerprint:
+        return {"data": fingerprint}
+    return dict(part.split("=", 1) for part in fingerprint.split(";"))
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def examples_fingerprint(examples: Sequence[EncodedExample]) -> str:
     """Hash of the tokenized training set (a checkpoint only resumes on the same data)."""
     digest = hashlib.sha256()
@@ -393,15 +461,25 @@ def examples_fingerprint(examples: Sequence[EncodedExample]) -> str:
 
 
 class ProgressBar:
-    """A rich progress bar (on stderr) with loss and ε so far; a no-op when ``enabled`` is False."""
+    """A rich progress bar (on stderr) with loss and ε so far; a no-op when ``enabled`` is False.
+
+    Without a terminal (CI logs, ``| tee``) a live bar shows nothing until the run ends, so it
+    prints a plain line instead: the first step, then at least every :attr:`plain_interval_s`
+    seconds, and the last step (step/total, loss, ε so far, elapsed and estimated time left).
+    """
+
+    plain_interval_s: float = 30.0
 
     def __init__(self, enabled: bool, total: int, start: int) -> None:
         self.enabled = enabled
         self.total, self.start = total, start
         self.epsilon: float | None = None
+        self.console = Console(stderr=True)
+        self.plain = enabled and not self.console.is_terminal
+        self.started = self.last_line = time.monotonic()
 
     def __enter__(self) -> ProgressBar:
-        if self.enabled:
+        if self.enabled and not self.plain:
             self.progress = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
@@ -423,8 +501,32 @@ class ProgressBar:
         if epsilon is not None:
             self.epsilon = epsilon
         eps = "-" if self.epsilon is None else f"{self.epsilon:.3g}"
-        self.progress.update(self.task, completed=done, loss=f"{loss:.4f}", eps=eps)
+        if self.plain:
+            self._plain_line(done, loss, eps)
+        else:
+            self.progress.update(self.task, completed=done, loss=f"{loss:.4f}", eps=eps)
+
+    def _plain_line(self, done: int, loss: float, eps: str) -> None:
+        now = time.monotonic()
+        first, last = done == self.start + 1, done >= self.total
+        if not (first or last or now - self.last_line >= self.plain_interval_s):
+            return
+        self.last_line = now
+        elapsed = now - self.started
+        left = elapsed / (done - self.start) * (self.total - done) if done > self.start else float("nan")
+        self.console.print(
+            f"train step {done}/{self.total} loss {loss:.4f} ε {eps} elapsed {_clock(elapsed)} left {_clock(left)}",
+            highlight=False, soft_wrap=True,
+        )
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.enabled and not self.plain:
             self.progress.__exit__(*exc)
+
+
+def _clock(seconds: float) -> str:
+    """``75.2 -> "0:01:15"``; an unknown duration is "-"."""
+    if not math.isfinite(seconds):
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"

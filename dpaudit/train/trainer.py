@@ -16,6 +16,7 @@ Two entry points:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -31,10 +32,13 @@ from dpaudit.data.records import Record
 from dpaudit.data.tokenize import encode_record
 from dpaudit.errors import ConfigError, InputError
 from dpaudit.io import atomic_dir, sha256_file, write_json_atomic
+from dpaudit.limits import check_batch_size
+from dpaudit.scale.device import Placement, placement_of
 from dpaudit.train.card import CARD_FILE, MEMBERS_FILE, NONMEMBERS_FILE, build_card
 from dpaudit.train.checkpoint import CHECKPOINT_DIR
 from dpaudit.train.config import TrainConfig
-from dpaudit.train.loop import LoopOutcome, Plan, plan_run, resolve_device, run_loop
+from dpaudit.train.distributed import training_run_type, world_size
+from dpaudit.train.loop import LoopOutcome, Plan, mechanism_randomness, plan_run, resolve_device, run_loop
 from dpaudit.train.methods import inject_lora, prepare_model, remove_lora
 
 GRADIENT_CANARY_SCORES = "gradient_canary_scores.csv"
@@ -108,17 +112,26 @@ def train_adapter(
     train_records = members + list(canary_records)
     examples = [encode_record(r, tokenizer, max_length=config.max_length) for r in train_records]
     plan = plan_run(len(examples), config)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, model=base_model)
     checkpoint_dir = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
     if resume and (checkpoint_dir is None or not checkpoint_dir.is_dir()):
         raise InputError(f"nothing to resume: no checkpoint in {out_dir} (run without --resume)")
     if config.dp is not None:
         _print_delta(plan, progress)
+    duplicates = _duplicates(train_records)
+    base_fingerprint = (
+        _base_fingerprint(base_model, base_resolved or base_spec) if checkpoint_dir is not None else ""
+    )
 
     original_device = next(base_model.parameters()).device
+    if device != original_device and getattr(base_model, "is_quantized", False):
+        raise ConfigError(
+            f"a quantized base stays on the device it was loaded on ({original_device}); train there (device 'auto'), not on {device}"
+        )
     prepared = prepare_model(base_model, config)
     try:
-        prepared.model.to(device)  # before opacus wraps it: moving after wrapping trains nothing
+        if device != original_device:
+            prepared.model.to(device)  # before opacus wraps it: moving after wrapping trains nothing
         outcome = run_loop(
             prepared,
             examples,
@@ -129,6 +142,8 @@ def train_adapter(
             checkpoint_dir=checkpoint_dir,
             resume=resume,
             progress=progress,
+            run_type=training_run_type(),
+            base_fingerprint=base_fingerprint,
         )
         card = build_card(
             base=base_spec or getattr(base_model, "name_or_path", None) or None,
@@ -138,12 +153,14 @@ def train_adapter(
             has_nonmembers=nonmembers is not None,
             method=config.method,
             hyperparameters=_hyperparameters(config, prepared.target_modules),
-            dp=_dp_card(config, plan, outcome),
+            dp=_dp_card(config, plan, outcome, duplicates=duplicates, progress=progress),
+            duplicates=duplicates,
             canaries=canary_info,
             gradient_canaries=outcome.gradient_canaries.card_entry() if outcome.gradient_canaries else None,
             training=_training_card(plan, outcome, n_members=len(members)),
             seed=config.seed,
             wall_time_s=time.perf_counter() - start_time,
+            placement={**placement_of(base_model).to_json(), "device": str(device), "processes": world_size()},
         )
         canary_scores = None
         if outcome.gradient_canaries is not None:
@@ -156,7 +173,7 @@ def train_adapter(
             )
     finally:
         prepared.restore()
-        if config.method != "full":
+        if config.method != "full" and device != original_device:
             base_model.to(original_device)
     return result
 
@@ -174,11 +191,48 @@ def _hyperparameters(config: TrainConfig, target_modules) -> dict[str, Any]:
     return hyper
 
 
-def _dp_card(config: TrainConfig, plan: Plan, outcome: LoopOutcome) -> dict[str, Any] | None:
+def _duplicates(records: Sequence[Record]) -> dict[str, Any] | None:
+    """Records that occur more than once (same text) among the training examples, for the card."""
+    from dpaudit.data.stats import duplicate_groups
+
+    groups = duplicate_groups(records)
+    if not groups:
+        return None
+    return {
+        "max_multiplicity": max(len(ids) for ids in groups),
+        "groups": len(groups),
+        "ids": list(dict.fromkeys(i for ids in groups for i in ids)),
+    }
+
+
+def _base_fingerprint(base_model: nn.Module, spec: str | None) -> str:
+    """sha256 of the base's resolved spec and its weights (before any adapter): ``--resume`` checks it."""
+    digest = hashlib.sha256(str(spec).encode())
+    for name, tensor in sorted(base_model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _dp_card(
+    config: TrainConfig, plan: Plan, outcome: LoopOutcome, *, duplicates: dict[str, Any] | None, progress: bool
+) -> dict[str, Any] | None:
     if config.dp is None:
         return None
+    from dpaudit.privacy.accountants import answer_epsilon
+    from dpaudit.privacy.group import group_privacy
+
     dp = config.dp
     ledger = outcome.ledger
+    # The accountant calibration settled on (RDP when PRV declined or the target is below its floor).
+    answer = answer_epsilon(ledger.events, delta=plan.delta, accountant=plan.calibration_accountant or dp.accountant)
+    note = answer.note or (plan.calibration_note if answer.accountant != dp.accountant else None)
+    group = None
+    if duplicates is not None:
+        group = group_privacy(epsilon=answer.epsilon, delta=plan.delta, k=duplicates["max_multiplicity"], n=plan.n)
+        _warn(f"{duplicates['groups']} record text(s) occur more than once: {group.describe()}", progress)
+    if note:
+        _warn(f"ε: {note}", progress)
     return {
         "noise_multiplier": plan.noise_multiplier,
         "max_grad_norm": dp.max_grad_norm,
@@ -188,15 +242,29 @@ def _dp_card(config: TrainConfig, plan: Plan, outcome: LoopOutcome) -> dict[str,
         "delta_rule": plan.delta_rule,
         "n": plan.n,
         "expected_batch_size": plan.expected_batch_size,
-        "accountant": dp.accountant,
-        "epsilon": ledger.epsilon(plan.delta, accountant=dp.accountant),
+        "accountant": answer.accountant,
+        "accountant_note": note,
+        "epsilon": answer.epsilon,
         "target_epsilon": dp.target_epsilon,
+        "calibration": None
+        if dp.target_epsilon is None
+        else {"accountant": plan.calibration_accountant, "note": plan.calibration_note},
         "clipping": dp.clipping,
         "sampler": "poisson",
+        "randomness": mechanism_randomness(config),
         "realised_noise_std": outcome.realised_noise_std,
         "final_max_grad_norm": outcome.final_max_grad_norm,
+        "unclipped_num_std": outcome.unclipped_num_std,
+        "group_privacy": None if group is None else group.to_json(),
         "events": ledger.to_json(),
     }
+
+
+def _warn(message: str, progress: bool) -> None:
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {message}", highlight=False)
 
 
 def _training_card(plan: Plan, outcome: LoopOutcome, *, n_members: int) -> dict[str, Any]:
@@ -258,15 +326,19 @@ def run_training(
     *,
     data_file: Path,
     base: str | None,
-    out_dir: Path,
+    out_dir: Path | None,
     config: TrainConfig,
     members_file: Path | None = None,
     canaries_file: Path | None = None,
     data_format: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    placement: Placement | None = None,
 ) -> TrainResult:
-    """``dpaudit train``: load, split, insert canaries, train, write ``out_dir`` atomically."""
+    """``dpaudit train``: load, split, insert canaries, train, write ``out_dir`` atomically.
+
+    ``placement``: where the base is loaded (device, dtype, quantization); training runs there.
+    """
     from dpaudit.data.canaries import load_canaries
     from dpaudit.data.loaders import load_records
     from dpaudit.data.splits import check_disjoint, member_split, read_id_list
@@ -293,7 +365,8 @@ def run_training(
         canary_info = {"file": str(canaries_file), **canary_info}
     elif config.canary_inclusion is not None or config.canary_repeats is not None:
         raise ConfigError("--canary-inclusion / --canary-repeats need --canaries FILE")
-    loaded = load_base(base, show_progress=progress)
+    check_batch_size(config.batch_size, n_examples=len(members) + len(canary_records))  # before loading the base
+    loaded = load_base(base, show_progress=progress, placement=placement)
     return train_adapter(
         base_model=loaded.model,
         tokenizer=loaded.tokenizer,

@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from dpaudit.attacks import ATTACKS, AttackInputs, ShadowScores
+from dpaudit.attacks import ATTACKS, AttackInputs, PopulationScores, ShadowScores
 from dpaudit.attacks.base import REQUIREMENTS
 from dpaudit.models.scoring import TokenScores
 
@@ -33,8 +33,16 @@ def inputs():
     n, k = 12, 4
     in_mask = np.argsort(rng.uniform(size=(k, n)), axis=0) < k // 2
     shadows = ShadowScores(in_mask=in_mask, scores=[_scores(rng, n, shift=0.1 * i) for i in range(k)])
+    m = 10
+    population = PopulationScores(
+        target=_scores(rng, m), reference=_scores(rng, m), shadows=[_scores(rng, m, shift=0.1 * i) for i in range(k)]
+    )
     return AttackInputs(
-        target=_scores(rng, n), texts=[f"text {j} " * (j + 1) for j in range(n)], reference=_scores(rng, n), shadows=shadows
+        target=_scores(rng, n),
+        texts=[f"text {j} " * (j + 1) for j in range(n)],
+        reference=_scores(rng, n),
+        shadows=shadows,
+        population=population,
     )
 
 

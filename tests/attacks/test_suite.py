@@ -13,7 +13,7 @@ from dpaudit.attacks.suite import finite_ranks, run_attacks
 from dpaudit.data.loaders import load_records
 from dpaudit.data.records import Message, Record
 from dpaudit.errors import ConfigError, InputError
-from dpaudit.privacy.scores_io import read_scores_csv
+from dpaudit.privacy.scores_io import SCORES_MARKER, read_scores_csv
 from tests.attacks.conftest import write_jsonl
 
 CHEAP = ["loss", "ref", "zlib", "mink", "minkpp"]
@@ -121,7 +121,7 @@ def test_finite_ranks_keeps_order_and_finite_values():
 def test_save_scores_writes_one_csv_per_attack(memorising_adapter, tmp_path):
     out = tmp_path / "scores"
     result = quick(adapter_dir=memorising_adapter, attacks=["loss", "mink"], shadows=0, save_scores=out)
-    assert sorted(p.name for p in out.iterdir()) == ["loss.csv", "mink.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["loss.csv", "mink.csv", SCORES_MARKER]
     ids, labels, scores = read_scores_csv(out / "mink.csv")
     assert ids == result.ids
     np.testing.assert_array_equal(labels, result.labels)
@@ -148,7 +148,9 @@ def test_shadow_attacks_need_shadows():
 @pytest.mark.slow
 def test_shadows_are_cached_shared_and_grown(quick_adapter, isolated_cache, monkeypatch):
     names = ["shadow", "lira", "lira_offline"]
-    first = quick(adapter_dir=quick_adapter, attacks=names, shadows=2)
+    # 2 shadows are too few to fit LiRA's variances: a fixed one keeps the scores finite.
+    fixed = {"lira": {"fixed_variance": 0.05}, "lira_offline": {"fixed_variance": 0.05}}
+    first = quick(adapter_dir=quick_adapter, attacks=names, shadows=2, attack_options=fixed)
     assert (first.shadows, first.shadows_trained) == (2, 2)
     assert len(list((isolated_cache / "shadows").iterdir())) == 2  # one set of shadows serves all three attacks
     grown = quick(adapter_dir=quick_adapter, attacks=names, shadows=4)

@@ -39,3 +39,14 @@ def test_token_length_percentiles(micro_tokenizer):
     assert stats["max"] == max(lengths)
     assert stats["p50"] == float(np.percentile(lengths, 50))
     assert stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
+
+
+def test_duplicate_groups_are_what_stats_count():
+    """The trainer reuses this for group privacy (issue #10): one id list per repeated text."""
+    from dpaudit.data.stats import duplicate_groups
+
+    a, b = make_records(2)
+    records = [a, Record("a2", a.messages), b, Record("a3", a.messages), Record("b2", b.messages)]
+    assert duplicate_groups(records) == [[a.id, "a2", "a3"], [b.id, "b2"]]
+    assert dataset_stats(records)["duplicates"] == 3
+    assert duplicate_groups(make_records(5)) == []

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from dpaudit.demo import DemoConfig, run_demo
+from dpaudit.errors import InputError
 from dpaudit.report.schema import validate_report
 
 
@@ -21,6 +22,8 @@ def test_demo_pipeline_reuses_runs_and_restarts_on_new_settings(tmp_path, micro_
     for name, report in result.reports.items():
         validate_report(report)
         assert (out / name / "report.md").is_file() and (out / name / "report.html").is_file()
+        assert "rmia" in report["attacks"]  # the population: the synthetic data's public split
+        assert set(report["pii_extraction"]["adapter"]) == {"members", "nonmembers", "gap"}
     assert result.reports["lora"]["epsilon"]["verdict"] == "no-guarantee"
     assert result.reports["dp-lora"]["epsilon"]["verdict"] == "consistent"
     assert result.compare_html.is_file() and (out / "compare.md").is_file()
@@ -33,9 +36,27 @@ def test_demo_pipeline_reuses_runs_and_restarts_on_new_settings(tmp_path, micro_
     assert again.reports["lora"]["attacks"]["ref"]["auc"] == result.reports["lora"]["attacks"]["ref"]["auc"]
 
     said.clear()
-    run_demo(out=out, runs=runs, config=replace(config, seed=1), log=said.append, progress=False)
+    with pytest.raises(InputError, match="other settings \\(seed\\); pass --overwrite"):
+        run_demo(out=out, runs=runs, config=replace(config, seed=1), log=said.append, progress=False)
+    assert (runs / "lora" / "dpaudit.json").is_file()  # refused before anything was touched
+    (runs / "notes.txt").write_text("mine")
+    run_demo(out=out, runs=runs, config=replace(config, seed=1), log=said.append, progress=False, overwrite=True)
     assert any("starting over" in line for line in said)
     assert json.loads((runs / "demo.json").read_text())["seed"] == 1
+    assert (runs / "notes.txt").read_text() == "mine"  # only the demo's own subdirectories are replaced
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, micro_base_dir, isolated_cache):
+    """`demo --runs .` used to delete the user's own ./data folder ("settings differ ... starting over")."""
+    runs = tmp_path / "project"
+    (runs / "data").mkdir(parents=True)
+    (runs / "data" / "private.jsonl").write_text("{}\n")
+    config = DemoConfig(base=str(micro_base_dir), n_private=40, epochs=1, batch_size=8, max_length=96, adherence_limit=2)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="did not write"):
+            run_demo(out=tmp_path / "reports", runs=runs, config=config, progress=False, overwrite=overwrite)
+    assert (runs / "data" / "private.jsonl").read_text() == "{}\n"
+    assert not (tmp_path / "reports").exists()
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ def _no_ambient_pyproject(tmp_path, monkeypatch):
 
 
 def test_pass_exits_0(cli, write, dp_report):
-    code, out, err = cli("gate", write(dp_report), "--max-auc", "0.7", "--max-tpr-at-fpr", "0.01:0.2",
+    code, out, err = cli("gate", write(dp_report), "--max-auc", "0.7", "--max-tpr-at-fpr", "0.1:0.3",
                          "--max-epsilon", "8", "--max-empirical-epsilon", "1", "--min-adherence", "0.5")
     assert code == 0, err
     assert "gate passed: 5 thresholds hold" in out
@@ -47,7 +47,7 @@ def test_pass_exits_0(cli, write, dp_report):
     ("args", "expected"),
     [
         (["--max-auc", "0.6"], "max-auc: AUC (attack ref, point estimate) = 0.8955 > 0.6"),
-        (["--max-tpr-at-fpr", "0.01:0.05"], "max-tpr-at-fpr[0.01]: TPR at 1% FPR (attack ref, point estimate) = 0.295 > 0.05"),
+        (["--max-tpr-at-fpr", "0.1:0.05"], "max-tpr-at-fpr[0.1]: TPR at 10% FPR (attack ref, point estimate) = 0.745 > 0.05"),
         (["--max-epsilon", "8"], "max-epsilon: theoretical ε (not trained with DP) = ∞ (not DP) > 8"),
         (["--max-empirical-epsilon", "0.1"], "max-empirical-epsilon: empirical ε lower bound (clopper-pearson) (attack ref, 95% confidence bound) = 0.4 > 0.1"),
         (["--min-adherence", "0.7"], "min-adherence: adherence (prompt, strict) (point estimate) = 0.62 < 0.7"),
@@ -127,7 +127,7 @@ def test_usage_errors_exit_2(cli, write, tmp_path, full_report, minimal_report):
 def test_thresholds_from_pyproject_and_cli_override(cli, write, full_report):
     target = write(full_report)
     with open("pyproject.toml", "w") as handle:
-        handle.write('[project]\nname = "x"\n\n[tool.dpaudit.gate]\nmax-auc = 0.6\nmax_tpr_at_fpr = ["0.01:0.9"]\n')
+        handle.write('[project]\nname = "x"\n\n[tool.dpaudit.gate]\nmax-auc = 0.6\nmax_tpr_at_fpr = ["0.1:0.9"]\n')
     code, _, err = cli("gate", target)
     assert code == 1 and "max-auc" in err and "1 of 2" in err
     assert cli("gate", target, "--max-auc", "0.99")[0] == 0

@@ -19,7 +19,7 @@ SECRET = "1234-5678"
 
 @pytest.fixture(scope="module")
 def full_html(full_report):
-    return render_html(full_report)
+    return render_html(full_report, show_records=True)
 
 
 def test_dataset_text_renders_as_text(full_html):
@@ -32,15 +32,17 @@ def test_html_is_self_contained_with_every_figure(full_html):
     assert len(images) == 4  # ROC (linear + log-log), histograms, ε, adherence
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="https?://', full_html)
-    for fact in ("Worst-case MIA AUC", "0.895", "no-guarantee", "62.0%", "12.50", "TPR @ 0.1% FPR", "adapter: distinct_2"):
+    for fact in ("Highest MIA AUC (any attack)", "Worst case (highest TPR at 1% FPR)", "0.895", "no-guarantee", "62.0%", "12.50", "TPR @ 0.1% FPR", "adapter: distinct_2"):
         assert fact in full_html
 
 
-def test_redact_masks_record_and_canary_content(full_report, full_html):
-    assert SECRET in full_html
-    redacted = render_html(full_report, redact=True)
+def test_record_text_is_redacted_by_default_and_shown_only_on_request(full_report, full_html):
+    """Issue #11: the page embedded every record's text unless --redact was given."""
+    assert SECRET in full_html and "This report shows training-record text" in full_html
+    redacted = render_html(full_report)
     assert SECRET not in redacted
-    assert "[redacted: " in redacted and "record content redacted" in redacted
+    assert "[redacted: " in redacted and "Record content redacted" in redacted
+    assert full_report["most_exposed"][0]["id"] in redacted  # records stay identifiable by id
     assert full_report["most_exposed"][0]["text"].startswith("<script>")  # the input is not modified
 
 
@@ -69,10 +71,12 @@ def test_markdown_escapes_pipes_in_attack_names(minimal_report):
 
 
 def test_write_report_writes_three_files(tmp_path, full_report):
-    out = write_report(full_report, tmp_path / "reports" / "lora", redact=True)
+    out = write_report(full_report, tmp_path / "reports" / "lora")
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
-    assert json.loads((out / "report.json").read_text()) == full_report  # report.json keeps the data
-    assert SECRET not in (out / "report.html").read_text()
+    for name in ("report.html", "report.json", "report.md"):
+        assert SECRET not in (out / name).read_text(), name  # redacted everywhere by default
+    shown = write_report(full_report, tmp_path / "reports" / "shown", show_records=True)
+    assert json.loads((shown / "report.json").read_text()) == full_report  # --show-records keeps the data
 
 
 def test_write_report_is_all_or_nothing(tmp_path, full_report, minimal_report, monkeypatch):

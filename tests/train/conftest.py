@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -20,6 +22,14 @@ def isolated_cache(isolated_cache):
 @pytest.fixture()
 def records():
     return make_records(24)
+
+
+@pytest.fixture()
+def data_file(tmp_path):
+    """A 30-record chat JSONL file for `dpaudit train` runs."""
+    path = tmp_path / "private.jsonl"
+    path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in make_records(30)), encoding="utf-8")
+    return path
 
 
 def encode(records, tokenizer, max_length: int = 64):

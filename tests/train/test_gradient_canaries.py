@@ -13,12 +13,21 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from dpaudit.privacy.comparator import CONSISTENT, VIOLATION, compare_epsilon
 from dpaudit.privacy.one_run import one_run_bound
 from dpaudit.train import DPConfig, TrainConfig, train_adapter
 from dpaudit.train import dp as dp_mod
+from dpaudit.train import loop as loop_mod
 from tests.conftest import make_records
+
+@pytest.fixture(autouse=True)
+def _fixed_secret_seed(monkeypatch):
+    """The noise stays secret-mode (the card says "secure", so the comparator gives a verdict), but this
+    statistical test draws the same noise on every run (the secret seed is pinned here, in the test only)."""
+    monkeypatch.setattr(loop_mod.secrets, "randbits", lambda bits: 20251129)
+
 
 M = 1000
 EPSILON = 4.0

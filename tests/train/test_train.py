@@ -154,6 +154,9 @@ def _interrupt_after(monkeypatch, step: int):
     ids=["dp-lora-canaries", "dylora-shuffle-dropout"],
 )
 def test_resume_gives_the_same_adapter(micro_model, micro_tokenizer, records, tmp_path, monkeypatch, config):
+    # DP noise comes from a secret seed: pinned here so that the uninterrupted twin shares it
+    # (tests/train/test_adversary.py checks that the resumed process does not need it).
+    monkeypatch.setattr(loop_mod.secrets, "randbits", lambda bits: 4321)
     full = train_adapter(base_model=micro_model, tokenizer=micro_tokenizer, members=records, config=config,
                          out_dir=tmp_path / "full", progress=False)
     out = tmp_path / "resumed"

@@ -6,15 +6,6 @@ import json
 
 import pytest
 
-from tests.conftest import make_records
-
-
-@pytest.fixture()
-def data_file(tmp_path):
-    path = tmp_path / "private.jsonl"
-    path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in make_records(30)), encoding="utf-8")
-    return path
-
 
 def test_train_with_dp_writes_adapter_and_card(cli, data_file, micro_base_dir, tmp_path):
     out = tmp_path / "dp"

@@ -62,3 +62,17 @@ def test_bad_line_exits_2_naming_file_and_line(cli, tmp_path, line, where):
 def test_missing_file_exits_2(cli, tmp_path):
     code, _, err = cli("judge", "--responses", tmp_path / "nope.jsonl")
     assert code == 2 and "No responses file" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "no responses to judge (empty file)"),
+     ('{"prompt": "p", "constraints": [], "response": "r"}\n', "none of the 1 responses has constraints to judge")],
+)
+def test_nothing_to_judge_is_one_line_and_exit_2(cli, tmp_path, text, message):
+    """Issue #11: an empty file exited 0 with a raw numpy warning."""
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = cli("judge", "--responses", path)
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {path}: {message}" and "Warning" not in err

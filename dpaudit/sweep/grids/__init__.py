@@ -1,0 +1,1 @@
+"""The shipped preset grids (TOML files, read with importlib.resources)."""
