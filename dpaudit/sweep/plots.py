@@ -29,7 +29,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 METRIC_LABELS = {
     "ppl_heldout": "perplexity, held-out (lower is better)",
     "ppl_members": "perplexity, members",
-    "worst_auc": "worst-case MIA AUC (0.5 = no leakage)",
+    "worst_auc": "MIA AUC of the worst case, by TPR at 1% FPR (0.5 = no leakage)",
     "tpr_at_0.1%": "TPR at 0.1% FPR",
     "tpr_at_1%": "TPR at 1% FPR",
     "tpr_at_10%": "TPR at 10% FPR",

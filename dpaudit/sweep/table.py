@@ -28,7 +28,7 @@ AXIS_PREFIX = "axis:"
 # Summary columns: metric → (header, formatter). Arrows say which direction is better.
 SUMMARY = {
     "ppl_heldout": ("perplexity, held-out ↓", lambda v: fmt.num(v, 2)),
-    "worst_auc": ("worst-case MIA AUC ↓", fmt.num),
+    "worst_auc": (f"AUC of the {fmt.worst_case_label()} ↓", fmt.num),
     "tpr_at_1%": ("TPR @ 1% FPR ↓", fmt.pct),
     "adherence_strict": ("adherence, strict ↑", fmt.pct),
     "epsilon": ("ε (accountant)", lambda v: fmt.epsilon_text(v).replace(" (not DP)", "")),

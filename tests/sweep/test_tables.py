@@ -89,7 +89,7 @@ def test_markdown_puts_the_papers_numbers_beside_ours_labelled_as_theirs():
     md = render_markdown(summarise(_rows(), axes=["target_epsilon", "rank"]), grid=grid, n_rows=12)
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| target_epsilon"))
-    assert "worst-case MIA AUC ↓" in header and "paper (theirs): AUC" in header
+    assert "AUC of the worst case (highest TPR at 1% FPR) ↓" in header and "paper (theirs): AUC" in header
     eight = next(line for line in lines if line.startswith("| 8 | 4 |"))
     assert eight.rstrip().endswith("| 0.65 |")
     assert "theirs, on a bigger model" in md and "1 failed cell(s)" in md
