@@ -14,7 +14,7 @@ from dpaudit.outputs import prepare_output_dir
 from dpaudit.scale.device import Placement
 from dpaudit.train.card import CARD_FILE
 from dpaudit.train.checkpoint import CHECKPOINT_DIR
-from dpaudit.train.config import DPConfig, TrainConfig
+from dpaudit.train.config import CLIPPING_MODES, DPConfig, TrainConfig
 
 DP_HELP = "DP-SGD options (need --dp)"
 CANARY_HELP = "Canaries"
@@ -86,7 +86,12 @@ def train(
     ] = DPConfig.max_grad_norm,
     accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.", rich_help_panel=DP_HELP)] = DPConfig.accountant,
     clipping: Annotated[
-        str, typer.Option("--clipping", help="flat, per-layer or adaptive (quantile-based).", rich_help_panel=DP_HELP)
+        str,
+        typer.Option(
+            "--clipping",
+            help=f"{', '.join(CLIPPING_MODES)} (adaptive: quantile-based; noise-allocation: per-tensor noise shares).",
+            rich_help_panel=DP_HELP,
+        ),
     ] = DPConfig.clipping,
     insecure_reproducible_noise: Annotated[
         bool,
