@@ -29,6 +29,16 @@ UnitOpt = Annotated[
     typer.Option("--unit", help="record or client (federated adapters): what the worst case and the ε comparison are about."),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")]
+
+
+def insecure_noise_option(panel: str) -> Any:
+    """``--insecure-reproducible-noise`` for every command that trains with DP (each in its own help panel)."""
+    return typer.Option(
+        "--insecure-reproducible-noise",
+        help="Tests/studies only: derive the DP noise and sampling from --seed (bit-identical reruns). "
+        "The adapter then carries NO DP guarantee: anyone with the data and the card can replay it.",
+        rich_help_panel=panel,
+    )
 WorkersOpt = Annotated[
     int,
     typer.Option("--workers", min=1, help="Parallel workers: 1 runs in this process; N > 1 fans tasks out on a local Ray runtime (pip install 'dpaudit\\[scale]')."),

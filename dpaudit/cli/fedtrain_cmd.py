@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from dpaudit.cli.common import JsonOpt, OutDirOpt, OverwriteOpt, SeedOpt, console, err_console, print_json
+from dpaudit.cli.common import (
+    JsonOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    SeedOpt,
+    console,
+    err_console,
+    insecure_noise_option,
+    print_json,
+)
 from dpaudit.federated.config import FedConfig
 from dpaudit.train.config import TrainConfig
 
@@ -55,15 +64,7 @@ def fedtrain(
         float, typer.Option("--max-grad-norm", help="C: update clip (local, central) or per-example clip (record).", rich_help_panel=DP_HELP)
     ] = FedConfig.max_grad_norm,
     accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.", rich_help_panel=DP_HELP)] = FedConfig.accountant,
-    insecure_reproducible_noise: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-reproducible-noise",
-            help="Tests/studies only: derive the DP noise and client sampling from --seed. The adapter then carries "
-            "NO DP guarantee: anyone with the data and the card can replay it.",
-            rich_help_panel=DP_HELP,
-        ),
-    ] = FedConfig.insecure_reproducible_noise,
+    insecure_reproducible_noise: Annotated[bool, insecure_noise_option(DP_HELP)] = FedConfig.insecure_reproducible_noise,
     bandwidth: Annotated[
         int | None, typer.Option("--bandwidth", help="Bytes per client upload per round (8/4-bit, then top-k; after noise).")
     ] = None,

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from dpaudit.cli.common import DeviceOpt, DtypeOpt, JsonOpt, OutDirOpt, OverwriteOpt, QuantizeOpt, SeedOpt, console, print_json
+from dpaudit.cli.common import (
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    QuantizeOpt,
+    SeedOpt,
+    console,
+    insecure_noise_option,
+    print_json,
+)
 from dpaudit.errors import ConfigError
 from dpaudit.interrupts import Interrupted
 from dpaudit.outputs import prepare_output_dir
@@ -93,15 +104,7 @@ def train(
             rich_help_panel=DP_HELP,
         ),
     ] = DPConfig.clipping,
-    insecure_reproducible_noise: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-reproducible-noise",
-            help="Tests/studies only: derive DP sampling and noise from --seed (bit-identical reruns). "
-            "The adapter then carries NO DP guarantee: anyone with the data and the card can replay it.",
-            rich_help_panel=DP_HELP,
-        ),
-    ] = DPConfig.insecure_reproducible_noise,
+    insecure_reproducible_noise: Annotated[bool, insecure_noise_option(DP_HELP)] = DPConfig.insecure_reproducible_noise,
     canaries: Annotated[
         Path | None, typer.Option("--canaries", help="canaries.jsonl (from `dpaudit data synth --canaries K`).", rich_help_panel=CANARY_HELP)
     ] = None,
