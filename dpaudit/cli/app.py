@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import click
 import typer
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     130 / 143 interrupted by SIGINT / SIGTERM (one line, no traceback, nothing half-written).
     """
     code = 0
+    interrupted = False
     try:
         with raising_on_signals():
             result = app(args=argv, standalone_mode=False)
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         code = exc.exit_code
+        interrupted = True
     except (click.exceptions.Exit, typer.Exit) as exc:
         code = exc.exit_code
     except (click.ClickException, *_TYPER_USAGE_ERRORS) as exc:
@@ -108,5 +111,26 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         code = exc.exit_code
     if argv is None:
+        if interrupted and _foreign_threads_alive():
+            _exit_now(code)
         sys.exit(code)
     return code
+
+
+def _foreign_threads_alive() -> bool:
+    """Non-daemon threads a library left behind (Flower's ServerApp thread waits up to an hour for
+    replies that an interrupted simulation will never send); Python would wait for them at exit."""
+    return any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads: the interrupted command has already cleaned up its outputs.
+
+    ``os._exit`` skips ``atexit``, so a Ray runtime still up is shut down here (else its agents outlive us).
+    """
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

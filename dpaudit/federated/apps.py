@@ -31,6 +31,8 @@ from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from dpaudit.federated.plan import STATE_KEY, FedPlan
 from dpaudit.federated.rounds import ClientReply, Log, Server
+from dpaudit.interrupts import Interrupted
+from dpaudit.scale.tasks import init_ray
 
 WORK_DIR_KEY = "work-dir"  # run config key naming the directory that holds plan.json
 _CLIENT_CACHE: dict[str, tuple[FedPlan, Any, dict[str, Any]]] = {}
@@ -147,7 +149,12 @@ server_app = make_server_app()
 
 
 def run_simulation(plan: FedPlan, *, log: Log | None = None) -> None:
-    """Run the apps in Flower's simulation engine (Ray): K virtual clients, ``cores ÷ threads`` at a time."""
+    """Run the apps in Flower's simulation engine (Ray): K virtual clients, ``cores ÷ threads`` at a time.
+
+    Ray is started here rather than by Flower (which then reuses it and shuts it down at the end),
+    so that SIGTERM keeps the CLI's meaning (see :func:`dpaudit.scale.tasks.init_ray`).
+    """
+    import ray
     from flwr.simulation import run_simulation as flower_simulation
 
     config = plan.config
@@ -155,13 +162,16 @@ def run_simulation(plan: FedPlan, *, log: Log | None = None) -> None:
     # the round log is ours. Errors still show.
     logging.getLogger("flwr").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    flower_simulation(
-        server_app=make_server_app(plan.work_dir, log=log),
-        client_app=make_client_app(plan.work_dir),
-        num_supernodes=config.clients,
-        backend_config={
-            "client_resources": {"num_cpus": config.threads_per_client, "num_gpus": 0.0},
-            "init_args": {"num_cpus": config.cores, "include_dashboard": False, "logging_level": logging.ERROR,
-                          "log_to_driver": False},
-        },
-    )
+    if not ray.is_initialized():
+        init_ray(ray, num_cpus=config.cores, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        flower_simulation(
+            server_app=make_server_app(plan.work_dir, log=log),
+            client_app=make_client_app(plan.work_dir),
+            num_supernodes=config.clients,
+            backend_config={"client_resources": {"num_cpus": config.threads_per_client, "num_gpus": 0.0}},
+        )
+    except Interrupted:
+        # Flower's threads now log the death of every actor; the CLI's one line says all there is.
+        logging.getLogger("flwr").setLevel(logging.CRITICAL + 1)
+        raise

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,12 +125,31 @@ def _ensure_ray(ray: Any, fanout: FanOut) -> None:
     if ray.is_initialized():
         return
     common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True, "include_dashboard": False}
-    with warnings.catch_warnings():  # Ray's notice about a future default; CPU tasks keep GPUs hidden as today
-        warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*", category=FutureWarning)
-        if fanout.ray_address is not None:
-            ray.init(address=fanout.ray_address, **common)
-        else:
-            ray.init(num_cpus=fanout.workers, object_store_memory=_LOCAL_OBJECT_STORE_BYTES, **common)
+    if fanout.ray_address is not None:
+        init_ray(ray, address=fanout.ray_address, **common)
+    else:
+        init_ray(ray, num_cpus=fanout.workers, object_store_memory=_LOCAL_OBJECT_STORE_BYTES, **common)
+
+
+def init_ray(ray: Any, **init_args: Any) -> None:
+    """``ray.init(**init_args)``, keeping the caller's SIGTERM handling.
+
+    ``ray.init`` installs a SIGTERM handler of its own (Python's ``sys.exit`` and, in the driver's
+    core worker, a C++ crash handler that aborts): SIGTERM during a fanned-out attack or a Flower
+    simulation would end in a Ray stack dump, exit 134 and a temporary directory left behind
+    instead of the CLI's "interrupted" line and 143 (:mod:`dpaudit.interrupts`). Putting the
+    previous handler back replaces both. Ray's notice about a future default is silenced: CPU
+    tasks keep GPUs hidden, as today.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*", category=FutureWarning)
+            ray.init(**init_args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def threads_per_task(fanout: FanOut, *, cores: int | None = None) -> int:

@@ -89,3 +89,21 @@ def test_ray_retries_once_then_raises_the_original_error(ray_runtime, tmp_path):
     with pytest.raises(InputError, match="record three is bad") as info:
         run_tasks(fail_on_three, [1, 2, 3, 4], fanout=fanout, label="failing", progress=False)
     assert type(info.value) is InputError and info.value.field == "x"
+
+
+@pytest.mark.slow
+def test_ray_init_keeps_the_callers_sigterm_handler(ray_runtime):
+    """ray.init installs a SIGTERM handler of its own; the CLI's (exit 143, one line) must survive it."""
+    import signal
+
+    ray_runtime.shutdown()
+
+    def callers_handler(signum, frame):  # pragma: no cover - never called
+        raise AssertionError
+
+    previous = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        assert run_tasks(square, [2], fanout=FanOut(workers=2), label="squares", progress=False) == [4]
+        assert signal.getsignal(signal.SIGTERM) is callers_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
