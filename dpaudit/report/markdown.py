@@ -79,6 +79,24 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if exposure and exposure.get("per_repeat"):
         parts = [f"{k}×: {fmt.num(v, 1)} bits" for k, v in exposure["per_repeat"].items()]
         lines += ["", "**Canary exposure:** " + " · ".join(parts)]
+    pii = report.get("pii_extraction")
+    if pii:
+        lines += ["", pii_line(pii)]
     lines += ["", "_AUC 0.5 and TPR equal to the FPR mean an attacker does no better than guessing. "
               "Full report with ROC curves: report.html._", ""]
     return "\n".join(lines)
+
+
+def pii_line(pii: Mapping[str, Any]) -> str:
+    """PII extraction in one line: rates only (never a value: report.md may be posted publicly)."""
+    parts = []
+    for model in ("adapter", "base"):
+        members, nonmembers = (_best_of_n(pii[model][side]) for side in ("members", "nonmembers"))
+        parts.append(f"{model} {fmt.num(members.get('rate'))} of members' spans ({members.get('k')}/{members.get('n')}) "
+                     f"vs {fmt.num(nonmembers.get('rate'))} of non-members' "
+                     f"(gap {fmt.num((pii[model].get('gap') or {}).get('best_of_n'))})")
+    return f"**PII extraction** (best of {(pii.get('config') or {}).get('samples')}): " + " · ".join(parts)
+
+
+def _best_of_n(side: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (side.get("overall") or {}).get("best_of_n") or {}

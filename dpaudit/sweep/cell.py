@@ -33,7 +33,8 @@ REPORT_DIR = "report"
 # The tidy table's metric columns, in order (None when a cell did not measure it).
 METRICS = (
     "ppl_heldout", "ppl_members", "worst_auc", "worst_attack", "tpr_at_0.1%", "tpr_at_1%", "tpr_at_10%",
-    "adherence_strict", "adherence_loose", "epsilon", "epsilon_lb", "verdict", "exposure_bits", "wall_time_s",
+    "adherence_strict", "adherence_loose", "epsilon", "epsilon_lb", "verdict", "exposure_bits", "bytes_sent",
+    "wall_time_s",
 )
 _TPR_COLUMNS = {"tpr_at_0.1%": 0.001, "tpr_at_1%": 0.01, "tpr_at_10%": 0.1}
 
@@ -68,7 +69,8 @@ def run_cell(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Train and audit one cell; returns ``{"key", "status": "done"|"failed", ...}`` and never raises.
 
     ``payload``: ``key``, ``dir`` (the cell directory), ``base``, ``data_file``, ``canaries_file``
-    (or None), ``train`` (``TrainConfig.to_dict()``), ``audit`` (``AuditConfig`` fields).
+    (or None), ``train`` (``TrainConfig.to_dict()``), ``audit`` (``AuditConfig`` fields), ``fed``
+    (``FedConfig`` fields but ``train``, or None: a federated cell, ``train`` being the local training).
     """
     directory = Path(payload["dir"])
     done = read_result(directory)
@@ -99,6 +101,12 @@ def _train_and_audit(payload: Mapping[str, Any], directory: Path) -> dict[str, A
     reused = 0.0
     if (adapter / CARD_FILE).is_file():  # trained before the sweep was interrupted: audit only
         reused = float((read_json_object(adapter / CARD_FILE)).get("wall_time_s") or 0.0)
+    elif payload.get("fed") is not None:
+        from dpaudit.federated.config import FedConfig
+        from dpaudit.federated.runner import run_fedtrain
+
+        run_fedtrain(data_file=Path(payload["data_file"]), base=payload["base"], out_dir=adapter,
+                     config=FedConfig.from_dict({**payload["fed"], "train": dict(payload["train"])}), progress=False)
     else:
         run_training(
             data_file=Path(payload["data_file"]),
@@ -130,6 +138,7 @@ def metrics_of(report: Mapping[str, Any]) -> dict[str, Any]:
     theory = fmt.theory_epsilon(report)
     empirical = fmt.strongest_empirical(report)
     top_repeat = max(exposure, key=float) if exposure else None
+    federated = (((report.get("adapter") or {}).get("card") or {}).get("federated")) or {}
     out = {
         "ppl_heldout": ppl.get("heldout"),
         "ppl_members": ppl.get("member"),
@@ -142,6 +151,7 @@ def metrics_of(report: Mapping[str, Any]) -> dict[str, Any]:
         "epsilon_lb": empirical["epsilon_lb"] if empirical else None,
         "verdict": (report.get("epsilon") or {}).get("verdict"),
         "exposure_bits": exposure.get(top_repeat) if top_repeat is not None else None,
+        "bytes_sent": federated.get("bytes_sent"),  # federated cells: every client's uploads, all rounds
         "wall_time_s": None,
     }
     return {k: (None if isinstance(v, float) and math.isinf(v) and k != "epsilon" else v) for k, v in out.items()}

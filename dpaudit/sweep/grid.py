@@ -34,7 +34,11 @@ Options are the fields of :class:`~dpaudit.train.config.TrainConfig` and
 ``attacks``, ``shadows``, ``confidence``, ``adherence_limit`` and ``audit_delta``
 (:class:`~dpaudit.report.audit.AuditConfig`), ``base`` (a ``--base`` spec) and the data: either
 ``data`` (a file) or the synthetic generator's ``synth_n``, ``synth_seed``, ``categories``, ``mix``
-(weights, ``"uniform"`` or ``"no-robots"``) and ``canaries``. Every cell is resolved into those
+(weights, ``"uniform"`` or ``"no-robots"``) and ``canaries``. Options named ``fed_<field>``
+(the fields of :class:`~dpaudit.federated.config.FedConfig`: ``fed_clients``, ``fed_rounds``,
+``fed_dp``, ``fed_bandwidth``, ...) make a cell federated: its adapter is trained by
+:func:`dpaudit.federated.runner.run_fedtrain` with the other train options as each client's local
+training, and its DP settings are the ``fed_`` ones (``dp = true`` is refused there). Every cell is resolved into those
 configs when the file is read, so an unknown option or a bad value stops the sweep before any
 training, naming the file and the key.
 """
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from dpaudit.errors import ConfigError, InputError
+from dpaudit.federated.config import FedConfig
 from dpaudit.train.config import DPConfig, TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -65,10 +70,15 @@ _RESERVED = {"seed", "_noise_scale", "device"}
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in _RESERVED | {"dp"})
 DP_OPTIONS = tuple(f.name for f in fields(DPConfig))
 AUDIT_OPTIONS = {"attacks": "attacks", "shadows": "shadows", "confidence": "confidence",
-                 "adherence_limit": "adherence_limit", "audit_delta": "delta"}
+                 "adherence_limit": "adherence_limit", "audit_delta": "delta", "audit_unit": "unit"}
+# A sweep runs federated cells in the plain loop (the same rounds as Flower's simulation, tested equal;
+# the sweep fans out whole cells already), so the engine's own settings are not options.
+_FED_ENGINE = {"train", "backend", "cores", "threads_per_client"}
+FED_OPTIONS = {f"fed_{f.name}": f.name for f in fields(FedConfig) if f.name not in _FED_ENGINE}
+FED_PREFIX = "fed_"
 SYNTH_OPTIONS = {"synth_n": "n", "synth_seed": "seed", "categories": "categories", "mix": "mix", "canaries": "canaries"}
 OTHER_OPTIONS = ("base", "dp", "data")
-OPTIONS = (*OTHER_OPTIONS, *TRAIN_OPTIONS, *DP_OPTIONS, *AUDIT_OPTIONS, *SYNTH_OPTIONS)
+OPTIONS = (*OTHER_OPTIONS, *TRAIN_OPTIONS, *DP_OPTIONS, *AUDIT_OPTIONS, *SYNTH_OPTIONS, *FED_OPTIONS)
 _SECTIONS = {"name", "description", "base", "axis", "exclude", "seeds", "quick", "plot", "paper"}
 
 
@@ -100,8 +110,9 @@ class ResolvedCell:
 
     base: str
     data: DataSpec
-    train: TrainConfig
+    train: TrainConfig  # a federated cell: each client's local training
     audit: Any  # dpaudit.report.audit.AuditConfig (imported lazily, so that `dpaudit --help` stays fast)
+    fed: FedConfig | None = None  # set for a federated cell (``fed_*`` options)
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,7 @@ def resolve(options: Mapping[str, Any], *, seed: int, where: _Where | None = Non
             dp_values.pop("target_epsilon", None)  # an explicit σ wins over a shared target
         dp = DPConfig(**dp_values) if dp_on else None
         train = TrainConfig(**{k: _tuple(opts[k]) for k in TRAIN_OPTIONS if k in opts}, seed=seed, dp=dp)
+        fed = _federated(opts, train)
         audit = AuditConfig(**{AUDIT_OPTIONS[k]: _tuple(opts[k]) for k in AUDIT_OPTIONS if k in opts}, seed=seed)
         if "data" in opts:
             extra = sorted(k for k in SYNTH_OPTIONS if k in opts)
@@ -246,7 +258,23 @@ def resolve(options: Mapping[str, Any], *, seed: int, where: _Where | None = Non
         raise ConfigError(f"{exc}", path=where.source, field=key) from None
     except TypeError as exc:  # a value of the wrong type reached a comparison in __post_init__
         raise ConfigError(f"a value has the wrong type ({exc})", path=where.source) from None
-    return ResolvedCell(base=str(opts.get("base", DEFAULT_BASE)), data=data, train=train, audit=audit)
+    return ResolvedCell(base=str(opts.get("base", DEFAULT_BASE)), data=data, train=train, audit=audit, fed=fed)
+
+
+def _federated(opts: Mapping[str, Any], train: TrainConfig) -> FedConfig | None:
+    """The cell's :class:`FedConfig` when it sets ``fed_*`` options (errors name the ``fed_`` keys)."""
+    values = {FED_OPTIONS[k]: _tuple(v) for k, v in opts.items() if k in FED_OPTIONS}
+    if not values:
+        return None
+    if train.dp is not None:
+        raise ConfigError("`dp` is for `train`; a federated cell takes `fed_dp` (local, central or record) "
+                          "and `fed_target_epsilon` / `fed_noise_multiplier`")
+    try:
+        return FedConfig(**values, backend="plain", train=train)
+    except ConfigError as exc:
+        message = re.sub(r"`([a-z_]+)`", lambda m: f"`{FED_PREFIX}{m.group(1)}`" if FED_PREFIX + m.group(1) in FED_OPTIONS
+                         else m.group(0), str(exc))
+        raise ConfigError(message) from None
 
 
 def resolved_json(cell: ResolvedCell) -> dict[str, Any]:
@@ -254,7 +282,10 @@ def resolved_json(cell: ResolvedCell) -> dict[str, Any]:
     audit = asdict(cell.audit)
     audit.pop("use_cache", None)
     audit["attacks"] = list(audit["attacks"])
-    return {"base": cell.base, "data": asdict(cell.data), "train": cell.train.to_dict(), "audit": audit}
+    out = {"base": cell.base, "data": asdict(cell.data), "train": cell.train.to_dict(), "audit": audit}
+    if cell.fed is not None:
+        out["fed"] = {k: v for k, v in cell.fed.to_dict().items() if k != "train"}
+    return out
 
 
 def identity_json(resolved: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,8 +303,11 @@ def identity_json(resolved: Mapping[str, Any]) -> dict[str, Any]:
     identity["seed"] = train["seed"]
     if dp is not None:
         identity["dp"] = _changed(dp, DPConfig)
-    return {"base": resolved["base"], "data": resolved["data"], "train": identity,
-            "audit": _changed(resolved["audit"], AuditConfig)}
+    out = {"base": resolved["base"], "data": resolved["data"], "train": identity,
+           "audit": _changed(resolved["audit"], AuditConfig)}
+    if resolved.get("fed") is not None:  # absent for a plain cell, so its identity is as before
+        out["fed"] = _changed(resolved["fed"], FedConfig)
+    return out
 
 
 def _changed(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
@@ -399,6 +433,7 @@ def _expected_types(name: str) -> tuple[type, ...]:
     if name in _EXTRA_KINDS:
         return _EXTRA_KINDS[name]
     annotations = {f.name: str(f.type) for cls in (TrainConfig, DPConfig) for f in fields(cls)}
+    annotations.update({k: str(f.type) for f in fields(FedConfig) for k, v in FED_OPTIONS.items() if v == f.name})
     annotations.update({k: str(f.type) for f in fields(AuditConfig) for k, v in AUDIT_OPTIONS.items() if v == f.name})
     first = annotations[name].split("|")[0].strip()
     # An annotation this table does not know (a field added later) accepts any TOML value; its config validates it.

@@ -16,7 +16,7 @@ PRESET_PACKAGE = "dpaudit.sweep.grids"
 
 def preset_names() -> list[str]:
     """Every shipped preset, in the order the paper presents them."""
-    order = ("table1", "epsilon", "sampling", "diversity", "rank", "clipping")
+    order = ("table1", "epsilon", "sampling", "diversity", "rank", "clipping", "federated")
     found = sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".toml"))
     return [n for n in order if n in found] + [n for n in found if n not in order]
 

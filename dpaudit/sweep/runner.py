@@ -28,7 +28,7 @@ from dpaudit import __version__
 from dpaudit.errors import InputError
 from dpaudit.io import sha256_file, write_json_atomic
 from dpaudit.sweep.cell import CONFIG_FILE, cell_dir, cell_hash, read_error, read_result, run_cell
-from dpaudit.sweep.grid import Grid, ResolvedCell, identity_json, resolve, resolved_json
+from dpaudit.sweep.grid import FED_PREFIX, Grid, ResolvedCell, identity_json, resolve, resolved_json
 
 MARKER = "sweep.json"
 PLAN_FILE = "plan.json"
@@ -90,6 +90,7 @@ def plan_sweep(grid: Grid, out: str | Path, *, seeds: Sequence[int] | None = Non
                 "canaries_file": str(canaries_file) if canaries_file else None,
                 "train": config["train"],
                 "audit": {**config["audit"], "attacks": list(config["audit"]["attacks"])},
+                "fed": config.get("fed"),
             }
             planned.append(PlannedCell(key=key, seed=seed, labels=dict(cell.labels), options=dict(cell.options),
                                        payload=payload))
@@ -178,8 +179,8 @@ def sweep_status(out: str | Path) -> list[dict[str, Any]]:
 
 def _plan_entry(p: PlannedCell) -> dict[str, Any]:
     return {"key": p.key, "seed": p.seed, "labels": p.labels, "options": p.options,
-            "train": p.payload["train"], "audit": p.payload["audit"], "base": p.payload["base"],
-            "data_file": p.payload["data_file"]}
+            "train": p.payload["train"], "audit": p.payload["audit"], "fed": p.payload["fed"],
+            "base": p.payload["base"], "data_file": p.payload["data_file"]}
 
 
 def _option_columns(payload: dict[str, Any]) -> dict[str, Any]:
@@ -191,6 +192,7 @@ def _option_columns(payload: dict[str, Any]) -> dict[str, Any]:
     columns["dp"] = dp is not None
     columns.update({f"dp_{k}": _cell_value(v) for k, v in (dp or {}).items()})
     columns.update({f"audit_{k}": _cell_value(v) for k, v in payload["audit"].items() if k != "seed"})
+    columns.update({f"{FED_PREFIX}{k}": _cell_value(v) for k, v in (payload.get("fed") or {}).items()})
     return columns
 
 

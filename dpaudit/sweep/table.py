@@ -34,6 +34,7 @@ SUMMARY = {
     "epsilon": ("ε (accountant)", lambda v: fmt.epsilon_text(v).replace(" (not DP)", "")),
     "epsilon_lb": ("ε lower bound (empirical)", lambda v: fmt.num(v, 2)),
     "exposure_bits": ("canary exposure (bits) ↓", lambda v: fmt.num(v, 1)),
+    "bytes_sent": ("uploaded, all clients and rounds (MB)", lambda v: fmt.num(v / 1e6, 2)),
 }
 
 

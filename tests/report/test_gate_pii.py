@@ -71,3 +71,14 @@ def test_html_masks_extracted_values_unless_asked_and_escapes_them(full_report):
     shown = render_html(report, show_pii=True)
     assert "&lt;b&gt;ana@x.org&lt;/b&gt;" in shown and "<b>ana@x.org" not in shown
     assert "PII extraction" not in render_html(full_report)  # no section when the audit did not run it
+
+
+def test_report_md_gives_the_extraction_rates_but_never_a_value(full_report):
+    from dpaudit.report.markdown import render_markdown
+
+    text = render_markdown({**full_report, "pii_extraction": pii_section(8, 2)})
+    line = next(line for line in text.splitlines() if line.startswith("**PII extraction**"))
+    assert "best of 4" in line and "adapter 0.400 of members' spans (8/20) vs 0.100 of non-members' (gap 0.300)" in line
+    assert "base 0.000" in line
+    assert "555-0143" not in text
+    assert "PII extraction" not in render_markdown(full_report)

@@ -81,6 +81,13 @@ def test_synthetic_data_settings_are_resolved_and_mix_names_work():
         ('[[axis]]\nname = "rank"\nvalues = [1]\n[[exclude]]\nrank = 1', "exclude", "every cell is excluded"),
         ('[bsae]\nrank = 1\n[[axis]]\nname = "rank"\nvalues = [1]', "bsae", "unknown section"),
         ('[quick]\naxis = { rank = [3] }\n[[axis]]\nname = "rank"\nvalues = [1]', "quick.axis.rank", "not a value"),
+        ('[base]\nfed_dp = "central"\n[[axis]]\nname = "fed_rounds"\nvalues = [2]', "base.fed_dp",
+         "`fed_dp` 'central' needs exactly one of `fed_noise_multiplier` and `fed_target_epsilon`"),
+        ('[base]\nfed_rounds = 2\ndp = true\ntarget_epsilon = 8.0\n[[axis]]\nname = "rank"\nvalues = [4]', "base.dp",
+         "a federated cell takes `fed_dp`"),
+        ('[base]\nfed_backend = "simulation"\n[[axis]]\nname = "rank"\nvalues = [4]', "base.fed_backend", "unknown option"),
+        ('[base]\nfed_rounds = 2\nmethod = "full"\n[[axis]]\nname = "rank"\nvalues = [4]', "base.method",
+         "for federated training"),
     ],
 )
 def test_bad_grids_stop_before_training_naming_file_and_key(text, field, message):
@@ -101,7 +108,7 @@ def test_labels_of_scalar_values():
     assert [label_of(v) for v in (0.5, 8.0, math.inf, 16, True, ["a", "b"])] == ["0.5", "8", "inf", "16", "true", "a,b"]
 
 
-@pytest.mark.parametrize("name", ["table1", "epsilon", "sampling", "diversity", "rank", "clipping"])
+@pytest.mark.parametrize("name", ["table1", "epsilon", "sampling", "diversity", "rank", "clipping", "federated"])
 def test_every_preset_validates_in_both_sizes(name):
     assert name in preset_names()
     full, quick = load_preset(name), load_preset(name, quick=True)
@@ -118,3 +125,22 @@ def test_table1_carries_the_papers_numbers_as_theirs():
     grid = load_preset("table1")
     assert grid.paper["rows"]["DP-LoRA"] == ["16.2", "0.65", "78.1", "0.5"]
     assert "theirs" in grid.paper["note"] and "No Robots" in grid.paper["note"]
+
+
+def test_fed_options_make_a_federated_cell_whose_local_training_is_the_train_options():
+    cell = resolve({"fed_clients": 4, "fed_rounds": 3, "fed_dp": "record", "fed_noise_multiplier": 1.0,
+                    "fed_bandwidth": 2000, "epochs": 2.0, "rank": 4}, seed=5)
+    assert cell.fed is not None and cell.train.dp is None
+    assert (cell.fed.clients, cell.fed.rounds, cell.fed.dp, cell.fed.bandwidth) == (4, 3, "record", 2000)
+    assert cell.fed.backend == "plain" and cell.fed.train == cell.train  # the clients' local training
+    assert (cell.fed.train.epochs, cell.fed.train.rank, cell.fed.train.seed) == (2.0, 4, 5)
+    assert resolve({"rank": 4}, seed=0).fed is None
+
+
+def test_a_plain_cells_identity_has_no_federated_part_and_fed_options_change_it():
+    from dpaudit.sweep.grid import identity_json, resolved_json
+
+    plain = identity_json(resolved_json(resolve({"rank": 4}, seed=0)))
+    assert "fed" not in plain  # hashes of sweeps run before federated cells existed stay valid
+    fed = identity_json(resolved_json(resolve({"rank": 4, "fed_rounds": 3}, seed=0)))
+    assert fed["fed"] == {"rounds": 3, "backend": "plain"} and fed["train"] == plain["train"]

@@ -159,3 +159,19 @@ def test_a_cells_identity_is_its_non_default_values_its_data_and_the_version(mon
     before = key({"rank": 4})
     monkeypatch.setattr(cell_module, "__version__", "99.0")
     assert key({"rank": 4}) != before
+
+
+def test_a_federated_grid_trains_each_cell_with_fedtrain_and_tabulates_bytes(tmp_path, micro_base_dir, data_file, isolated_cache):
+    text = micro_grid(micro_base_dir, data_file, extra='fed_clients = 2\nfed_rounds = 2\nfed_dp = "record"\nfed_noise_multiplier = 1.0\n').replace(
+        'name = "rank"\nvalues = [1, 2]', 'name = "bandwidth"\noption = "fed_bandwidth"\nvalues = [1000, 1000000]')
+    outcome = run_sweep(parse_grid(text, source="fed.toml"), tmp_path / "s", progress=False)
+    assert outcome.failed == [] and outcome.ran == 2
+    rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
+    assert [r["fed_bandwidth"] for r in rows] == [1000, 1000000] and all(r["fed_dp"] == "record" for r in rows)
+    for row in rows:
+        card = json.loads((cell_dir(tmp_path / "s", row["cell"]) / "adapter" / "dpaudit.json").read_text())
+        assert card["federated"]["mode"] == "record" and len(card["federated"]["clients"]) == 2
+        assert row["bytes_sent"] == card["federated"]["bytes_sent"]
+        assert row["epsilon"] == pytest.approx(card["dp"]["epsilon"])
+    assert rows[0]["bytes_sent"] <= 2 * 2 * 1000 < rows[1]["bytes_sent"]  # 2 clients × 2 rounds within the cap
+    assert "uploaded, all clients and rounds (MB)" in (tmp_path / "s" / "sweep.md").read_text()
