@@ -38,6 +38,7 @@ def run_pii_extraction(
     samples: int | None = None,
     seed: int = 0,
     config: ExtractionConfig | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The report's ``pii_extraction`` section for the adapter at ``adapter_dir``; ``config``
     defaults to :class:`ExtractionConfig` with the card's ``max_length``, ``samples`` (None: the
@@ -50,4 +51,5 @@ def run_pii_extraction(
     if config is None:
         config = ExtractionConfig(max_length=max_length, seed=seed, **({} if samples is None else {"samples": samples}))
     loaded = load_adapter(adapter_dir, base=spec)
-    return pii_extraction(loaded=loaded, members=member_records, nonmembers=nonmember_records, config=config)
+    return pii_extraction(loaded=loaded, members=member_records, nonmembers=nonmember_records, config=config,
+                          progress=progress)

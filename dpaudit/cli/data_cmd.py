@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dpaudit.cli.common import (
-    BASE_SPECS, DeviceOpt, DtypeOpt, JsonOpt, OutDirOpt, OverwriteOpt, QuantizeOpt, SeedOpt, YesOpt, console, err_console, print_json,
+    BASE_SPECS, DeviceOpt, DtypeOpt, JsonOpt, OutDirOpt, OverwriteOpt, QuantizeOpt, SeedOpt, YesOpt, console, print_json,
     use_placement,
 )
 from dpaudit.errors import ConfigError
 from dpaudit.limits import SYNTH_RECORDS
 from dpaudit.outputs import prepare_output_dir
+from dpaudit.progress import progress_bar
 from dpaudit.scale.device import Placement
 
 app = typer.Typer(help="Generate and inspect instruction data.", no_args_is_help=True)
@@ -85,17 +85,8 @@ def synth(
         public_fraction=public_fraction,
         canary_format=canary_format,
     )
-    with Progress(
-        TextColumn("[bold]generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=json_out,
-    ) as bar:
-        task = bar.add_task("synth", total=config.total)
-        dataset = generate(config, progress=lambda k: bar.advance(task, k))
+    with progress_bar("generating records", config.total, enabled=not json_out) as advance:
+        dataset = generate(config, progress=advance)
     path = write_dataset(dataset, out)
     info = manifest(dataset)
     info["out"] = str(path)

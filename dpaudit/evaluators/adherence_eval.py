@@ -163,6 +163,7 @@ def evaluate_adherence(
     with_base: bool = True,
     judge: ModelJudge | None = None,
     n_bootstrap: int | None = None,
+    progress: bool = False,
 ) -> AdherenceReport:
     """Generate with the adapter (and the bare base), judge both, compare (see the module doc).
 
@@ -170,7 +171,7 @@ def evaluate_adherence(
     """
     prompts, n_augmented = select_prompts(records, augment=augment, limit=limit, seed=seed)
     gen = {"tokenizer": tokenizer, "records": prompts, "max_new_tokens": max_new_tokens, "max_length": max_length,
-           "batch_size": batch_size}
+           "batch_size": batch_size, "progress": progress}
     score_kwargs: dict[str, Any] = {"seed": seed}
     if n_bootstrap is not None:
         score_kwargs["n_bootstrap"] = n_bootstrap

@@ -95,14 +95,16 @@ def extracted(continuation: str, value: str) -> bool:
     return continuation.lstrip().startswith(value)
 
 
-def run_extraction(*, model, tokenizer, targets: Sequence[Target], config: ExtractionConfig) -> list[dict[str, Any]]:
+def run_extraction(*, model, tokenizer, targets: Sequence[Target], config: ExtractionConfig,
+                   progress: bool = False) -> list[dict[str, Any]]:
     """One row per target: ``greedy`` and ``best_of_n`` (bools) and the greedy continuation."""
     prompts = [
         encode_prefix(t.record, tokenizer, message=t.span.message, upto=_prefix_end(t), max_length=config.max_length)
         for t in targets
     ]
     budget = max((len(tokenizer(t.span.value, add_special_tokens=False)["input_ids"]) for t in targets), default=1)
-    common = {"model": model, "tokenizer": tokenizer, "prompts": prompts, "max_new_tokens": budget + EXTRA_TOKENS}
+    common = {"model": model, "tokenizer": tokenizer, "prompts": prompts, "max_new_tokens": budget + EXTRA_TOKENS,
+              "progress": progress}
     greedy = generate_continuations(**common, batch_size=config.batch_size)
     sampled = (
         generate_continuations(
@@ -166,7 +168,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def pii_extraction(
-    *, loaded, members: Sequence[Record], nonmembers: Sequence[Record], config: ExtractionConfig | None = None
+    *, loaded, members: Sequence[Record], nonmembers: Sequence[Record], config: ExtractionConfig | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The extraction attack on a loaded adapter (``dpaudit.models.adapters.LoadedAdapter``) and on
     its base alone (the adapter disabled): the report's ``pii_extraction`` section.
@@ -184,9 +187,10 @@ def pii_extraction(
             found = [found[i] for i in keep]
         sides.append(found)
     targets = sides[0] + sides[1]
-    adapter_rows = run_extraction(model=loaded.model, tokenizer=loaded.tokenizer, targets=targets, config=config)
+    common = {"tokenizer": loaded.tokenizer, "targets": targets, "config": config, "progress": progress}
+    adapter_rows = run_extraction(model=loaded.model, **common)
     with loaded.model.disable_adapter():
-        base_rows = run_extraction(model=loaded.model, tokenizer=loaded.tokenizer, targets=targets, config=config)
+        base_rows = run_extraction(model=loaded.model, **common)
     hits = sorted((r for r in adapter_rows if r["best_of_n"]), key=lambda r: (not r["member"], r["id"]))
     return {
         "config": {**asdict(config), "top_k": SAMPLE_TOP_K, "extra_tokens": EXTRA_TOKENS},

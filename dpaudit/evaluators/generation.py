@@ -26,6 +26,7 @@ from dpaudit.data.records import Record
 from dpaudit.data.tokenize import encode_prompt
 from dpaudit.errors import ConfigError
 from dpaudit.evaluators.defaults import GENERATION_BATCH_SIZE, MAX_NEW_TOKENS
+from dpaudit.progress import progress_bar
 
 SAMPLE_TOP_K = 40
 
@@ -38,6 +39,7 @@ def generate_responses(
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_length: int = 512,
     batch_size: int = GENERATION_BATCH_SIZE,
+    progress: bool = False,
 ) -> list[str]:
     """Greedy responses to ``records`` (their turns up to the last assistant turn), in order.
 
@@ -47,7 +49,8 @@ def generate_responses(
     """
     prompts = [encode_prompt(record, tokenizer, max_length=max_length) for record in records]
     continuations = generate_continuations(
-        model=model, tokenizer=tokenizer, prompts=prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+        model=model, tokenizer=tokenizer, prompts=prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        progress=progress,
     )
     return [texts[0] for texts in continuations]
 
@@ -61,9 +64,11 @@ def generate_continuations(
     batch_size: int = GENERATION_BATCH_SIZE,
     samples: int = 0,
     seed: int = 0,
+    progress: bool = False,
 ) -> list[list[str]]:
     """Continuations of token ``prompts``: per prompt, ``[greedy]`` (``samples=0``) or ``samples``
-    top-k samples. Decoded as :func:`decode_response` does; rows batched by prompt length."""
+    top-k samples. Decoded as :func:`decode_response` does; rows batched by prompt length.
+    ``progress``: a bar, or plain lines without a terminal (generation is the slow part of an audit)."""
     if max_new_tokens <= 0:
         raise ConfigError(f"`max_new_tokens` must be > 0, got {max_new_tokens}")
     if batch_size <= 0:
@@ -87,7 +92,8 @@ def generate_continuations(
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                progress_bar("generating", len(prompts), enabled=progress) as advance:
             torch.manual_seed(seed)
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
@@ -105,6 +111,7 @@ def generate_continuations(
                 new_tokens = generated[:, input_ids.shape[1] :].tolist()
                 for k, tokens in enumerate(new_tokens):  # num_return_sequences rows per prompt, in order
                     out[rows[k // per_prompt]].append(decode_response(tokens, tokenizer, eos_ids=eos_ids))
+                advance(len(rows))
     finally:
         model.train(was_training)
     return out

@@ -46,13 +46,15 @@ def perplexity(
     records: Sequence[Record],
     max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
 ) -> PerplexityResult:
     """Token-weighted perplexity of ``model`` on the response tokens of ``records``.
 
     With no target token at all (no records, or every response truncated away) the perplexity is
     undefined: a warning is issued and NaN returned.
     """
-    scores = score_tokens(model, tokenizer, list(records), max_length=max_length, batch_size=batch_size)
+    scores = score_tokens(model, tokenizer, list(records), max_length=max_length, batch_size=batch_size,
+                          progress=progress)
     n_tokens = sum(s.n_tokens for s in scores)
     if n_tokens == 0:
         warnings.warn("perplexity: no target tokens to score; returning NaN", RuntimeWarning, stacklevel=2)
@@ -104,13 +106,14 @@ def evaluate_perplexity(
     with_base: bool = True,
     max_length: int = DEFAULT_MAX_LENGTH,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
 ) -> PerplexityReport:
     """Adapter perplexity on ``heldout`` and ``members``, and the bare base's on ``heldout``.
 
     ``model`` is the adapter's ``PeftModel``; the base is measured inside ``disable_adapter()``.
     A model without adapters to switch off (a fully fine-tuned model) gets no base number.
     """
-    kwargs = {"tokenizer": tokenizer, "max_length": max_length, "batch_size": batch_size}
+    kwargs = {"tokenizer": tokenizer, "max_length": max_length, "batch_size": batch_size, "progress": progress}
     heldout_result = perplexity(model=model, records=heldout, **kwargs)
     member_result = perplexity(model=model, records=members, **kwargs) if members else None
     base_result = None

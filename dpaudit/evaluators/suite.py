@@ -58,6 +58,7 @@ def evaluate(
     batch_size: int | None = None,
     seed: int = 0,
     log: Log | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Perplexity (always), adherence (``adherence``/``augment``/``judge_model``), exposure (``exposure``).
 
@@ -113,6 +114,7 @@ def evaluate(
         members=members_records,
         max_length=max_length,
         batch_size=batch_size,
+        progress=progress,
     )
     utility: dict[str, Any] = {"perplexity": ppl.to_json(), "adherence": None, "side_metrics": None}
 
@@ -139,6 +141,7 @@ def evaluate(
             batch_size=batch_size,
             seed=seed,
             judge=judge,
+            progress=progress,
         )
         utility["adherence"] = report.to_json()
         if judge is not None:

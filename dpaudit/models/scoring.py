@@ -26,6 +26,7 @@ import torch
 
 from dpaudit.data.records import Record
 from dpaudit.data.tokenize import IGNORE_INDEX, EncodedExample, encode_record, pad_batch
+from dpaudit.progress import progress_bar
 
 DEFAULT_MAX_LENGTH = 512
 DEFAULT_BATCH_SIZE = 16
@@ -93,7 +94,7 @@ def score_tokens(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), _progress_bar(progress, len(examples)) as advance:
+        with torch.inference_mode(), progress_bar("scoring", len(examples), enabled=progress) as advance:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = [examples[i] for i in chunk]
@@ -223,25 +224,3 @@ def _head_takes_positions(model) -> bool:
     from transformers import modeling_utils
 
     return hasattr(modeling_utils, "slice_logits_to_keep") and _accepts_logits_to_keep(model)
-
-
-class _progress_bar:
-    """A transient rich bar (or nothing); ``advance(n)`` moves it."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self._bar = enabled, total, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._bar = Progress(transient=True, console=Console(stderr=True))  # stdout stays clean for --json
-        self._bar.start()
-        task = self._bar.add_task("scoring", total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -169,13 +169,15 @@ def audit_adapter(
         exposure=has_repeat_canaries,
         seed=config.seed,
         log=say,
+        progress=progress,
     )
 
     pii_extraction = None
     if want_pii:
         say("PII extraction: greedy and best-of-n continuations of members' and non-members' spans")
         pii_extraction = run_pii_extraction(adapter_dir=adapter, base=base, members=member_records,
-                                            nonmembers=nonmember_records, samples=config.pii_samples, seed=config.seed)
+                                            nonmembers=nonmember_records, samples=config.pii_samples, seed=config.seed,
+                                            progress=progress)
     client_level = client_level_for(ids=suite["ids"], scores=scores, card=card, unit=config.unit, seed=config.seed)
     say("ε: accountant vs empirical lower bounds" + (" (client level)" if config.unit == "client" else ""))
     if config.unit == "client":

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dpaudit.errors import ConfigError, DpauditError
+from dpaudit.progress import progress_bar
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -91,24 +92,12 @@ def run_tasks(
     return _run_ray(fn, payloads, fanout=fanout, label=label, gpus_per_task=gpus_per_task, progress=progress)
 
 
-def _progress_bar(label: str, *, total: int, enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=not enabled, console=Console(stderr=True),
-    )
-    return bar, bar.add_task(label, total=total)
-
-
 def _run_serial(fn: Callable[[P], R], payloads: Sequence[P], *, label: str, progress: bool) -> list[R]:
-    bar, task = _progress_bar(label, total=len(payloads), enabled=progress)
     results = []
-    with bar:
+    with progress_bar(label, len(payloads), enabled=progress) as advance:
         for payload in payloads:
             results.append(fn(payload))
-            bar.advance(task)
+            advance()
     return results
 
 
@@ -200,9 +189,8 @@ def _run_ray(
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
     errors: dict[int, BaseException] = {}
-    bar, task = _progress_bar(label, total=len(refs), enabled=progress)
     pending = list(refs)
-    with bar:
+    with progress_bar(label, len(refs), enabled=progress) as advance:
         while pending:
             # A timeout, so that Ctrl-C and SIGTERM reach Python between waits (ray.wait blocks them).
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
@@ -213,7 +201,7 @@ def _run_ray(
                     errors[index[ref]] = exc
                 except ray.exceptions.RayError as exc:  # the worker died twice, or the cluster lost it
                     errors[index[ref]] = DpauditError(f"{label}: task {index[ref]} failed twice: {exc}")
-                bar.advance(task)
+                advance()
     if errors:
         first = errors[min(errors)]
         cause = getattr(first, "cause", None)

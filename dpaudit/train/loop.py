@@ -39,6 +39,7 @@ from dpaudit.models.scoring import next_token_targets, target_logits
 from dpaudit.privacy.accountants import answer_epsilon, calibrate
 from dpaudit.privacy.comparator import INSECURE_RANDOMNESS, SECURE_RANDOMNESS
 from dpaudit.privacy.events import PoissonSampledGaussian, PrivacyLedger
+from dpaudit.progress import PlainProgress
 from dpaudit.scale.device import Placement
 from dpaudit.train import checkpoint as ckpt
 from dpaudit.train.canaries import GradientCanaries
@@ -463,23 +464,20 @@ def examples_fingerprint(examples: Sequence[EncodedExample]) -> str:
 class ProgressBar:
     """A rich progress bar (on stderr) with loss and ε so far; a no-op when ``enabled`` is False.
 
-    Without a terminal (CI logs, ``| tee``) a live bar shows nothing until the run ends, so it
-    prints a plain line instead: the first step, then at least every :attr:`plain_interval_s`
-    seconds, and the last step (step/total, loss, ε so far, elapsed and estimated time left).
+    Without a terminal it prints :class:`dpaudit.progress.PlainProgress` lines instead
+    (``train step 3/15 loss 2.2899 ε 4.31 elapsed 0:00:47 left 0:03:08``).
     """
-
-    plain_interval_s: float = 30.0
 
     def __init__(self, enabled: bool, total: int, start: int) -> None:
         self.enabled = enabled
         self.total, self.start = total, start
         self.epsilon: float | None = None
-        self.console = Console(stderr=True)
-        self.plain = enabled and not self.console.is_terminal
-        self.started = self.last_line = time.monotonic()
+        console = Console(stderr=True)
+        self.plain = PlainProgress("train step", total, console=console, start=start) \
+            if enabled and not console.is_terminal else None
 
     def __enter__(self) -> ProgressBar:
-        if self.enabled and not self.plain:
+        if self.enabled and self.plain is None:
             self.progress = Progress(
                 TextColumn("[bold]train"),
                 BarColumn(),
@@ -501,32 +499,11 @@ class ProgressBar:
         if epsilon is not None:
             self.epsilon = epsilon
         eps = "-" if self.epsilon is None else f"{self.epsilon:.3g}"
-        if self.plain:
-            self._plain_line(done, loss, eps)
+        if self.plain is not None:
+            self.plain.update(done, f"loss {loss:.4f} ε {eps}")
         else:
             self.progress.update(self.task, completed=done, loss=f"{loss:.4f}", eps=eps)
 
-    def _plain_line(self, done: int, loss: float, eps: str) -> None:
-        now = time.monotonic()
-        first, last = done == self.start + 1, done >= self.total
-        if not (first or last or now - self.last_line >= self.plain_interval_s):
-            return
-        self.last_line = now
-        elapsed = now - self.started
-        left = elapsed / (done - self.start) * (self.total - done) if done > self.start else float("nan")
-        self.console.print(
-            f"train step {done}/{self.total} loss {loss:.4f} ε {eps} elapsed {_clock(elapsed)} left {_clock(left)}",
-            highlight=False, soft_wrap=True,
-        )
-
     def __exit__(self, *exc) -> None:
-        if self.enabled and not self.plain:
+        if self.enabled and self.plain is None:
             self.progress.__exit__(*exc)
-
-
-def _clock(seconds: float) -> str:
-    """``75.2 -> "0:01:15"``; an unknown duration is "-"."""
-    if not math.isfinite(seconds):
-        return "-"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"

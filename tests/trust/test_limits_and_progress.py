@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dpaudit import progress
 from dpaudit.errors import ConfigError, MissingFileError
 from dpaudit.limits import SHADOW_MODELS, SYNTH_RECORDS, SizeLimit
 from dpaudit.models import hub
@@ -45,7 +46,7 @@ def test_yes_confirms_a_large_size():
 
 def test_progress_without_a_terminal_prints_plain_lines(capsys, monkeypatch):
     """Under CI (stderr not a TTY) the live bar shows nothing until the end: plain lines instead."""
-    monkeypatch.setattr(ProgressBar, "plain_interval_s", 3600.0)
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 3600.0)
     with ProgressBar(True, total=5, start=0) as bar:
         for step in range(1, 6):
             bar.update(step, loss=2.5 - 0.1 * step, epsilon=0.5 * step)
@@ -54,11 +55,28 @@ def test_progress_without_a_terminal_prints_plain_lines(capsys, monkeypatch):
     assert lines[-1].startswith("train step 5/5 loss 2.0000 ε 2.5")
     assert len(lines) == 2  # first and last only, within the interval
 
-    monkeypatch.setattr(ProgressBar, "plain_interval_s", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)
     with ProgressBar(True, total=3, start=0) as bar:
         for step in range(1, 4):
             bar.update(step, loss=1.0, epsilon=None)
     assert len(capsys.readouterr().err.strip().splitlines()) == 3
+
+
+def test_scoring_and_generation_speak_without_a_terminal(capsys, monkeypatch, micro_model, micro_tokenizer):
+    """An audit's utility phase (perplexity, adherence generation) ran for minutes in silence in CI logs."""
+    from dpaudit.evaluators.generation import generate_responses
+    from dpaudit.models.scoring import score_tokens
+    from tests.conftest import make_records
+
+    model, tokenizer = micro_model, micro_tokenizer
+    records = make_records(6)
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 3600.0)
+    score_tokens(model, tokenizer, records, batch_size=4, progress=True)
+    generate_responses(model=model, tokenizer=tokenizer, records=records, max_new_tokens=2, batch_size=4, progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" elapsed")[0] for line in lines] == ["scoring 4/6", "scoring 6/6", "generating 4/6", "generating 6/6"]
+    score_tokens(model, tokenizer, records, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_an_unreachable_hub_id_fails_within_seconds(monkeypatch):
