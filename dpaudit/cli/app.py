@@ -5,9 +5,12 @@ Set ``DPAUDIT_DEBUG=1`` to get the traceback of an expected error as well.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+import warnings
+from collections.abc import Iterator
 
 import click
 import typer
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     interrupted = False
     try:
-        with raising_on_signals():
+        with raising_on_signals(), _one_line_warnings(enabled=argv is None and not os.environ.get("DPAUDIT_DEBUG")):
             result = app(args=argv, standalone_mode=False)
         # Without standalone mode click returns (rather than raises) some exit codes.
         if isinstance(result, int) and not isinstance(result, bool):
@@ -115,6 +118,28 @@ def main(argv: list[str] | None = None) -> int:
             _exit_now(code)
         sys.exit(code)
     return code
+
+
+@contextlib.contextmanager
+def _one_line_warnings(*, enabled: bool) -> Iterator[None]:
+    """Warnings as ``warning: <message>`` lines, not Python's file:line form with a source line.
+
+    Only for the console script (``argv is None``): in-process callers and tests keep Python's
+    own handling (pytest records warnings through it). ``DPAUDIT_DEBUG`` keeps the long form.
+    """
+    if not enabled:
+        yield
+        return
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        err_console.print(Text.assemble(("warning: ", "bold yellow"), str(message)), soft_wrap=True, highlight=False)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 def _foreign_threads_alive() -> bool:

@@ -135,3 +135,25 @@ def test_a_signal_during_the_swap_is_held_back_until_it_is_done(tmp_path):
                 (tmp_path / "done").write_text("the block finished")
         assert caught.value.exit_code == 143
     assert (tmp_path / "done").is_file()
+
+
+def test_the_console_script_prints_warnings_as_one_line(monkeypatch, capsys):
+    """Python's warning form (file:line, category, the source line) is noise in a CLI: one line instead."""
+    import warnings
+
+    from dpaudit.cli import app as app_module
+
+    def warns(**_: object) -> None:
+        warnings.warn("MIA metrics need at least 10 members", UserWarning, stacklevel=1)
+
+    monkeypatch.setattr(app_module, "app", warns)
+    monkeypatch.setattr(sys, "argv", ["dpaudit", "data", "synth"])
+    monkeypatch.delenv("DPAUDIT_DEBUG", raising=False)
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with pytest.raises(SystemExit) as done:
+            app_module.main()
+    assert done.value.code == 0
+    assert capsys.readouterr().err.strip() == "warning: MIA metrics need at least 10 members"
+    assert warnings.showwarning is before
