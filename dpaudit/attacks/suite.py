@@ -40,7 +40,7 @@ from dpaudit.data.tokenize import encode_record
 from dpaudit.errors import ConfigError, InputError, MissingFileError
 from dpaudit.evaluators.mia_metrics import DEFAULT_BOOTSTRAP, mia_metrics, worst_case
 from dpaudit.io import atomic_dir, sha256_file, write_json_atomic
-from dpaudit.models.adapters import adapter_base_spec, load_adapter, read_adapter_config, read_card
+from dpaudit.models.adapters import adapter_base_spec, is_full_model_dir, load_adapter, read_adapter_config, read_card
 from dpaudit.models.base import load_base
 from dpaudit.models.scoring import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, TokenScores, score_tokens
 from dpaudit.scale.tasks import FanOut
@@ -164,6 +164,9 @@ def run_attacks(
     needs = set().union(*(ATTACKS.get(name).requires for name in names))
     if shadows:  # optional inputs (RMIA's shadows) are computed when the run has them
         needs |= set().union(*(getattr(ATTACKS.get(name), "accepts", frozenset()) for name in names)) & {"shadows"}
+    if "shadows" in needs and is_full_model_dir(adapter_dir):
+        raise ConfigError("shadow attacks need a PEFT adapter (shadows are adapters on one shared base); "
+                          "attack a fully fine-tuned model with --shadows 0", path=adapter_dir, field="shadows")
     labels = np.r_[np.ones(len(member_records), dtype=np.int8), np.zeros(len(nonmember_records), dtype=np.int8)]
     max_length = int(((card or {}).get("hyperparameters") or {}).get("max_length") or DEFAULT_MAX_LENGTH)
 

@@ -87,10 +87,10 @@ def evaluate(
         loaded = adapter
         adapter_dir, card = Path(loaded.path), loaded.card
     else:
-        from dpaudit.models.adapters import read_adapter_config, read_card
+        from dpaudit.models.adapters import check_model_dir, read_card
 
         adapter_dir = Path(adapter)
-        read_adapter_config(adapter_dir)
+        check_model_dir(adapter_dir)
         card = read_card(adapter_dir)
         loaded = None
     heldout_records, members_records, data_info = resolve_records(

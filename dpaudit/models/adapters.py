@@ -12,6 +12,12 @@ Weights are never unpickled: safetensors, or ``torch.load(weights_only=True)`` f
 tensor is checked against the shape the base expects, so an adapter trained on another base
 fails with the name of the first tensor that does not fit.
 
+A fully fine-tuned model written by ``dpaudit train --method full`` (a Hugging Face model directory
+with the card, ``method`` "full") loads through the same :func:`load_adapter`: the model comes back
+with a ``disable_adapter()`` that swaps its base's weights in, so that every "score under the base"
+path (``ref``, RMIA, base perplexity and adherence, PII extraction on the base) works unchanged.
+It cannot carry shadow adapters.
+
 Shadow models share one frozen base in memory::
 
     loaded = load_adapter("runs/target")                 # adapter "default"
@@ -37,6 +43,9 @@ from dpaudit.scale.device import Placement, ResolvedPlacement
 
 CONFIG_FILE = "adapter_config.json"
 SAFETENSORS_FILE = "adapter_model.safetensors"
+MODEL_CONFIG_FILE = "config.json"  # a whole model (``train --method full``)
+MODEL_WEIGHTS_FILE = "model.safetensors"
+MODEL_INDEX_FILE = "model.safetensors.index.json"  # a sharded whole model
 LEGACY_FILE = "adapter_model.bin"
 CARD_FILE = "dpaudit.json"
 DEFAULT_ADAPTER = "default"
@@ -74,10 +83,25 @@ def read_card(path: str | Path) -> dict | None:
     return read_json_object(card_path)
 
 
+def is_full_model_dir(path: str | Path) -> bool:
+    """A model fully fine-tuned by dpaudit: ``config.json``, no ``adapter_config.json``, a card saying ``full``."""
+    path = Path(path)
+    return (path.is_dir() and not (path / CONFIG_FILE).is_file() and (path / MODEL_CONFIG_FILE).is_file()
+            and (read_card(path) or {}).get("method") == "full")
+
+
+def check_model_dir(path: str | Path) -> None:
+    """Fail early, with a clear message, on anything but an adapter or a dpaudit full-model directory."""
+    if not is_full_model_dir(path):
+        read_adapter_config(path)
+
+
 def adapter_weights_file(path: str | Path) -> Path:
-    """``adapter_model.safetensors``, else the legacy ``adapter_model.bin``; MissingFileError if neither."""
+    """``adapter_model.safetensors``, else the legacy ``adapter_model.bin`` (for a full model:
+    ``model.safetensors`` or its shard index); MissingFileError if none."""
     path = _adapter_dir(path)
-    for name in (SAFETENSORS_FILE, LEGACY_FILE):
+    names = (MODEL_WEIGHTS_FILE, MODEL_INDEX_FILE) if is_full_model_dir(path) else (SAFETENSORS_FILE, LEGACY_FILE)
+    for name in names:
         if (path / name).is_file():
             return path / name
     raise MissingFileError(f"{path}: no {SAFETENSORS_FILE} (or legacy {LEGACY_FILE}) in this adapter directory; {_TRAIN_HINT}")
@@ -118,6 +142,8 @@ def load_adapter(
     """
     path = _adapter_dir(path)
     card = read_card(path)
+    if is_full_model_dir(path):
+        return _load_full_model(path, card=card, base=base, placement=placement)
     config = read_adapter_config(path)
     weights = read_adapter_weights(path)  # before the (possibly slow) base load: fail fast on bad files
     if isinstance(base, LoadedBase):
@@ -145,6 +171,46 @@ def load_adapter(
     return LoadedAdapter(
         model=model, tokenizer=loaded_base.tokenizer, base=loaded_base, path=path, card=card, adapters={adapter_name: path}
     )
+
+
+def _load_full_model(path: Path, *, card: dict | None, base: str | LoadedBase | None,
+                     placement: Placement | ResolvedPlacement | None) -> LoadedAdapter:
+    """The fine-tuned model, with ``disable_adapter()`` swapping in its base's weights (see module doc)."""
+    spec = adapter_base_spec(path, base=base if isinstance(base, str) else None, card=card)
+    original = base if isinstance(base, LoadedBase) else load_base(spec, placement=placement)
+    tuned = load_base(str(path), placement=placement)
+    model = tuned.model
+    model.disable_adapter = BaseWeights(model, original.model, path=path)
+    model.eval()
+    return LoadedAdapter(model=model, tokenizer=tuned.tokenizer, base=original, path=path, card=card,
+                         adapters={DEFAULT_ADAPTER: path})
+
+
+class BaseWeights:
+    """``with model.disable_adapter():`` for a fully fine-tuned model: its parameters point at the
+    base's tensors inside the block (no copy; the base model holds them), and back after it."""
+
+    def __init__(self, model, base_model, *, path: Path) -> None:
+        base = dict(base_model.named_parameters())
+        self.pairs = []
+        for name, param in model.named_parameters():
+            other = base.get(name)
+            if other is None or other.shape != param.shape:
+                found = "missing" if other is None else f"shaped {tuple(other.shape)}"
+                raise InputError(f"does not fit its base: {name} is {tuple(param.shape)} here, {found} in the base",
+                                 path=path)
+            self.pairs.append((param, other.data))
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        tuned = [param.data for param, _ in self.pairs]
+        for param, base_data in self.pairs:
+            param.data = base_data
+        try:
+            yield
+        finally:
+            for (param, _), data in zip(self.pairs, tuned):
+                param.data = data
 
 
 def attach_adapter(loaded: LoadedAdapter, path: str | Path, name: str) -> str:
@@ -259,7 +325,7 @@ def _adapter_dir(path: str | Path) -> Path:
         raise MissingFileError(f"{path}: no such adapter directory; {_TRAIN_HINT}")
     if not path.is_dir():
         raise InputError(f"an adapter is a directory holding {CONFIG_FILE} and {SAFETENSORS_FILE}, not a file", path=path)
-    if not (path / CONFIG_FILE).is_file():
+    if not (path / CONFIG_FILE).is_file() and not is_full_model_dir(path):
         raise MissingFileError(f"{path}: no {CONFIG_FILE}, so this is not a PEFT adapter directory; {_TRAIN_HINT}")
     return path
 

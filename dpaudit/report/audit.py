@@ -103,7 +103,7 @@ def audit_adapter(
     from dpaudit.attacks.suite import resolve_candidates, run_attacks
     from dpaudit.evaluators.mia_metrics import score_histogram
     from dpaudit.evaluators.suite import evaluate
-    from dpaudit.models.adapters import adapter_sha256, read_adapter_config, read_card
+    from dpaudit.models.adapters import adapter_sha256, check_model_dir, read_card
     from dpaudit.report.schema import REPORT_FILE, build_report, fingerprint_ids
     from dpaudit.report.write import REPORT_FILES, write_report
 
@@ -115,7 +115,7 @@ def audit_adapter(
     adapter = Path(adapter)
     out = prepare_output_dir(out, marker=REPORT_FILE, own_files=REPORT_FILES, overwrite=overwrite,
                              inputs=[p for p in (adapter, members, nonmembers) if p is not None])
-    read_adapter_config(adapter)  # fails early, with a clear message, on anything but an adapter dir
+    check_model_dir(adapter)  # fails early, with a clear message, on anything but an adapter (or full model) dir
     card = read_card(adapter)
     member_records, nonmember_records = resolve_candidates(adapter, card, members=members, nonmembers=nonmembers)
     weights_sha = adapter_sha256(adapter)

@@ -62,3 +62,37 @@ def test_audit_of_missing_adapter_is_one_line(cli, tmp_path):
     assert code == 2
     assert "nope" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_fully_fine_tuned_model_is_audited_like_an_adapter(workspace, micro_base_dir, cli, isolated_cache, tmp_path):
+    """`train --method full` writes a whole model; audit scores the base by swapping its weights in."""
+    import torch
+
+    from dpaudit.models.adapters import load_adapter
+    from tests.conftest import make_records
+
+    full = tmp_path / "full"
+    data = workspace / "data" / "private.jsonl"
+    code, _, err = cli("train", "--data", data, "--base", micro_base_dir, "--method", "full", "--epochs", "2",
+                       "--max-length", "96", "--batch-size", "8", "--out", full)
+    assert code == 0, err
+    code, out, err = cli("audit", "--adapter", full, "--out", tmp_path / "report", "--quick", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    validate_report(report)
+    assert {"loss", "ref"} <= set(report["attacks"]) and report["adapter"]["card"]["method"] == "full"
+    ppl = report["utility"]["perplexity"]
+    assert ppl["base_heldout"] is not None and ppl["base_heldout"] != ppl["heldout"]  # the base was really swapped in
+
+    loaded = load_adapter(full, base=str(micro_base_dir))
+    ids = loaded.tokenizer(make_records(1)[0].text, return_tensors="pt")
+    with torch.no_grad():
+        tuned = loaded.model(**ids).logits
+        with loaded.model.disable_adapter():
+            bare = loaded.model(**ids).logits
+            torch.testing.assert_close(bare, loaded.base.model(**ids).logits)
+        torch.testing.assert_close(loaded.model(**ids).logits, tuned)  # the fine-tuned weights are back
+    assert not torch.allclose(tuned, bare)
+
+    code, _, err = cli("attack", "--adapter", full, "--attacks", "lira", "--shadows", "4")
+    assert code == 2 and "shadow attacks need a PEFT adapter" in err
