@@ -79,7 +79,7 @@ FED_PREFIX = "fed_"
 SYNTH_OPTIONS = {"synth_n": "n", "synth_seed": "seed", "categories": "categories", "mix": "mix", "canaries": "canaries"}
 OTHER_OPTIONS = ("base", "dp", "data")
 OPTIONS = (*OTHER_OPTIONS, *TRAIN_OPTIONS, *DP_OPTIONS, *AUDIT_OPTIONS, *SYNTH_OPTIONS, *FED_OPTIONS)
-_SECTIONS = {"name", "description", "base", "axis", "exclude", "seeds", "quick", "plot", "paper"}
+_SECTIONS = {"name", "description", "base", "axis", "exclude", "seeds", "quick", "plot", "paper", "budget"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ class Grid:
     seeds: tuple[int, ...] = (0,)
     plots: tuple[Mapping[str, Any], ...] = ()
     paper: Mapping[str, Any] | None = None
+    budget: Mapping[str, Any] | None = None  # ε needed for a fixed utility (dpaudit.sweep.budget)
     source: str | None = None
     quick: bool = False
     text: str = field(default="", repr=False)
@@ -208,6 +209,7 @@ def parse_grid(text: str, *, source: str, quick: bool = False) -> Grid:
         seeds=tuple(seeds),
         plots=tuple(_table(p, where, f"plot[{i}]") for i, p in enumerate(_list(raw.get("plot", []), where, "plot"))),
         paper=_table(raw["paper"], where, "paper") if "paper" in raw else None,
+        budget=_budget(raw["budget"], axes, where) if "budget" in raw else None,
         source=source,
         quick=quick,
         text=text,
@@ -386,6 +388,27 @@ def _apply_quick(quick: dict[str, Any], base: dict[str, Any], axes: list[Axis], 
             raise where.error(f"not a value of the axis: {', '.join(missing)}", f"quick.axis.{name}")
         by_name[name] = Axis(name=name, points=points)
     return base, [by_name[a.name] for a in axes]
+
+
+def _budget(value: Any, axes: Sequence[Axis], where: _Where) -> dict[str, Any]:
+    """``[budget]``: an ε-ladder axis with ``inf``, a metric with a direction, a relative tolerance."""
+    from dpaudit.sweep.budget import LOWER_IS_BETTER
+
+    budget = _table(value, where, "budget")
+    unknown = sorted(set(budget) - {"axis", "metric", "within"})
+    if unknown:
+        raise where.error("unknown key; [budget] has axis, metric and within", f"budget.{unknown[0]}")
+    axis = next((a for a in axes if a.name == budget.get("axis")), None)
+    if axis is None:
+        raise where.error(f"must name an axis of the grid: {', '.join(a.name for a in axes)}", "budget.axis")
+    if any(set(p.options) != {"target_epsilon"} for p in axis.points) or "inf" not in {p.label for p in axis.points}:
+        raise where.error("must be a target_epsilon axis whose values include inf (the non-DP reference)", "budget.axis")
+    if budget.get("metric") not in LOWER_IS_BETTER:
+        raise where.error(f"must be one of {', '.join(LOWER_IS_BETTER)}", "budget.metric")
+    within = budget.get("within")
+    if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 <= within < 1:
+        raise where.error(f"must be a number in [0, 1), got {within!r}", "budget.within")
+    return budget
 
 
 def _check_axes_disjoint(axes: Sequence[Axis], where: _Where) -> None:

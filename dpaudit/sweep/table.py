@@ -156,6 +156,13 @@ def render_markdown(summary: Sequence[Mapping[str, Any]], *, grid: Grid, n_rows:
     lines += [markdown_table(header, body, right=range(n_axes, len(header))), ""]
     notes = [f"_{n_rows} cell × seed rows; mean ± std over seeds where there are several. ↓ lower is better, "
              "↑ higher is better. Every row with every option: sweep.csv; plots: sweep.html._"]
+    if grid.budget:
+        from dpaudit.sweep.budget import budget_table, describe, epsilon_needed
+
+        b_header, b_body = budget_table(epsilon_needed(summary, budget=grid.budget), budget=grid.budget)
+        lines += ["### ε needed for a fixed utility", "",
+                  markdown_table(b_header, b_body, right=range(len(b_header) - 4, len(b_header))), "",
+                  f"_{describe(grid.budget)}_", ""]
     if grid.paper and grid.paper.get("note"):
         notes.append(f"_Paper columns: {grid.paper['note'].strip()}_")
     failed = [e for s in summary for e in s["errors"]]

@@ -7,8 +7,10 @@ import io
 import math
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
+from dpaudit.errors import InputError
 from dpaudit.sweep.grid import parse_grid
 from dpaudit.sweep.plots import figures, heatmap_figure, line_figure, pareto_front
 from dpaudit.sweep.table import render_markdown, shown, summarise, to_csv, to_parquet, write_tables
@@ -120,3 +122,29 @@ def test_html_is_self_contained_and_escapes_text(tmp_path):
     assert "http://" not in html and "https://" not in html
     assert "paper (theirs): AUC" in html
     assert {p.name for p in tmp_path.iterdir()} == {"sweep.csv", "sweep.parquet", "sweep.md", "sweep.html"}
+
+
+def test_budget_reads_the_smallest_epsilon_that_meets_the_utility_target():
+    from dpaudit.sweep.budget import budget_table, epsilon_needed
+
+    summary = summarise(_rows(), axes=["target_epsilon", "rank"])  # perplexity 19 at ε 1, 12 at ε 8, 10 without DP
+    loose = epsilon_needed(summary, budget={"axis": "target_epsilon", "metric": "ppl_heldout", "within": 0.25})
+    assert [(r["labels"], r["reference"], r["target"], r["epsilon"]) for r in loose] == [
+        ({"rank": "4"}, 10.0, 12.5, 8.0), ({"rank": "8"}, 10.0, 12.5, 8.0)]
+    assert math.isclose(loose[0]["worst_auc"], 0.665)  # the AUC at the ε needed
+    strict = {"axis": "target_epsilon", "metric": "ppl_heldout", "within": 0.05}
+    tight = epsilon_needed(summary, budget=strict)
+    assert [r["epsilon"] for r in tight] == [None, None]
+    header, body = budget_table(tight, budget=strict)
+    assert header[-2:] == ["ε needed", "worst-case AUC at that ε"] and body[0][:4] == ["4", "10.00", "10.50", "> 8"]
+
+
+def test_a_grid_with_a_budget_shows_the_epsilon_needed_table():
+    text = GRID.replace("[paper]", '[budget]\naxis = "target_epsilon"\nmetric = "ppl_heldout"\nwithin = 0.25\n[paper]')
+    grid = parse_grid(text, source="eps.toml")
+    markdown = render_markdown(summarise(_rows(), axes=["target_epsilon", "rank"]), grid=grid, n_rows=12)
+    assert "### ε needed for a fixed utility" in markdown and "| 4 | 10.00 | 12.50 | 8 |" in markdown
+    bad = text.replace('axis = "target_epsilon"\nmetric', 'axis = "rank"\nmetric')
+    with pytest.raises(InputError, match="target_epsilon axis whose values include inf") as caught:
+        parse_grid(bad, source="eps.toml")
+    assert caught.value.field == "budget.axis"
