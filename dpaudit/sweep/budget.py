@@ -72,6 +72,12 @@ def budget_table(needed: Sequence[Mapping[str, Any]], *, budget: Mapping[str, An
     return header, body
 
 
+def budget_section(summary: Sequence[Mapping[str, Any]], *, budget: Mapping[str, Any]) -> dict[str, Any]:
+    """What sweep.md and sweep.html show: ``header``, ``body``, ``n_axes`` (the label columns), ``note``."""
+    header, body = budget_table(epsilon_needed(summary, budget=budget), budget=budget)
+    return {"header": header, "body": body, "n_axes": len(header) - 4, "note": describe(budget)}
+
+
 def describe(budget: Mapping[str, Any]) -> str:
     """One sentence for under the table."""
     bound = "at most" if LOWER_IS_BETTER[budget["metric"]] else "at least"

@@ -209,12 +209,9 @@ def render_html(summary: Sequence[Mapping[str, Any]], *, rows: Sequence[Mapping[
 
     env = environment().overlay(loader=jinja2.FileSystemLoader([TEMPLATES, REPORT_TEMPLATES]))
     header, body = summary_table(summary, grid=grid)
-    budget = None
-    if grid.budget:
-        from dpaudit.sweep.budget import budget_table, describe, epsilon_needed
+    from dpaudit.sweep.budget import budget_section
 
-        b_header, b_body = budget_table(epsilon_needed(summary, budget=grid.budget), budget=grid.budget)
-        budget = {"header": b_header, "body": b_body, "n_axes": len(b_header) - 4, "note": describe(grid.budget)}
+    budget = budget_section(summary, budget=grid.budget) if grid.budget else None
     return env.get_template("sweep.html").render(
         grid=grid, header=header, body=body, n_axes=len(grid.axes), figures=figures(summary, grid=grid),
         n_rows=len(rows), failed=[(s["labels"], e) for s in summary for e in s["errors"]], budget=budget,

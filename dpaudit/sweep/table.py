@@ -157,12 +157,12 @@ def render_markdown(summary: Sequence[Mapping[str, Any]], *, grid: Grid, n_rows:
     notes = [f"_{n_rows} cell × seed rows; mean ± std over seeds where there are several. ↓ lower is better, "
              "↑ higher is better. Every row with every option: sweep.csv; plots: sweep.html._"]
     if grid.budget:
-        from dpaudit.sweep.budget import budget_table, describe, epsilon_needed
+        from dpaudit.sweep.budget import budget_section
 
-        b_header, b_body = budget_table(epsilon_needed(summary, budget=grid.budget), budget=grid.budget)
+        budget = budget_section(summary, budget=grid.budget)
         lines += ["### ε needed for a fixed utility", "",
-                  markdown_table(b_header, b_body, right=range(len(b_header) - 4, len(b_header))), "",
-                  f"_{describe(grid.budget)}_", ""]
+                  markdown_table(budget["header"], budget["body"], right=range(budget["n_axes"], len(budget["header"]))),
+                  "", f"_{budget['note']}_", ""]
     if grid.paper and grid.paper.get("note"):
         notes.append(f"_Paper columns: {grid.paper['note'].strip()}_")
     failed = [e for s in summary for e in s["errors"]]
